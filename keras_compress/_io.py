@@ -1,0 +1,74 @@
+"""File helpers: argument checks and atomic writes (temp file + rename)."""
+
+import contextlib
+import os
+import tempfile
+
+
+def check_output_path(path, arg_name="path"):
+    """Checks that `path` can be written: its folder exists and it is no folder.
+
+    Returns:
+        `path` as a `str`.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"Expected `{arg_name}` to be a str or os.PathLike. "
+            f"Received: {arg_name} of type {type(path).__name__}"
+        )
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(
+            f"Expected the folder of `{arg_name}` to exist. "
+            f"Received: {arg_name}={path!r} (folder {folder!r} does not exist)"
+        )
+    if os.path.isdir(path):
+        raise ValueError(
+            f"Expected `{arg_name}` to be a file path, not a folder. "
+            f"Received: {arg_name}={path!r}"
+        )
+    return path
+
+
+@contextlib.contextmanager
+def staged_files(paths):
+    """Writes several files all-or-nothing.
+
+    Yields a dict mapping each final path to a temporary path in the same
+    folder. The caller writes the temporary files; when the block exits
+    normally they are renamed into place, and on error they are deleted, so
+    no final path ever holds a half-written file.
+    """
+    temps = {}
+    try:
+        for path in paths:
+            fd, temp = tempfile.mkstemp(
+                dir=os.path.dirname(os.path.abspath(path)),
+                prefix=".tmp-" + os.path.basename(path) + "-",
+            )
+            os.close(fd)
+            temps[path] = temp
+            os.chmod(temp, 0o666 & ~_umask())
+        yield temps
+        for path, temp in temps.items():
+            os.replace(temp, path)
+        temps = {}
+    finally:
+        for temp in temps.values():
+            with contextlib.suppress(OSError):
+                os.remove(temp)
+
+
+def write_atomic(path, data):
+    """Writes `data` (bytes or str) to `path` through a temp file + rename."""
+    mode = "wb" if isinstance(data, (bytes, bytearray, memoryview)) else "w"
+    with staged_files([path]) as temps:
+        with open(temps[path], mode) as f:
+            f.write(data)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

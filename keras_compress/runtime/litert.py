@@ -1,0 +1,253 @@
+"""Run and time a `.tflite` in the LiteRT interpreter (XNNPACK by default)."""
+
+import time
+
+import numpy as np
+
+from keras_compress import _tflite
+from keras_compress.runtime import _common
+
+_DEFAULT_BATCH = 256
+
+
+class LiteRTModel:
+    """A `.tflite` model loaded in the LiteRT interpreter.
+
+    LiteRT applies its XNNPACK delegate by default: supported operators run
+    in XNNPACK's fast kernels, the rest in LiteRT's builtin kernels;
+    `delegation()` tells which is which. The file is validated before the
+    interpreter sees it, so a corrupt model raises `ValueError` instead of
+    crashing the process.
+
+    Args:
+        model: `.tflite` bytes or a path to a `.tflite` file.
+        num_threads: Interpreter threads, default None (LiteRT's default).
+        use_xnnpack: Apply the XNNPACK delegate, default True.
+
+    Example:
+
+    >>> runner = LiteRTModel("model.tflite")
+    >>> probabilities = runner.predict(x_test)
+    >>> runner.evaluate(x_test, y_test)
+    0.97
+    """
+
+    def __init__(self, model, num_threads=None, use_xnnpack=True):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        self._data, self._flatbuffer = _tflite.load_model_bytes(model, "model")
+        if num_threads is not None and (
+            isinstance(num_threads, bool) or not isinstance(num_threads, int)
+            or num_threads < 1
+        ):
+            raise ValueError(
+                "Expected `num_threads` to be None or a positive int. "
+                f"Received: num_threads={num_threads!r}"
+            )
+        self.num_threads = num_threads
+        self.use_xnnpack = bool(use_xnnpack)
+        resolver = (
+            OpResolverType.AUTO
+            if use_xnnpack
+            else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
+        try:
+            self._interpreter = Interpreter(
+                model_content=self._data,
+                num_threads=num_threads,
+                experimental_op_resolver_type=resolver,
+            )
+            self._interpreter.allocate_tensors()
+        except (RuntimeError, ValueError) as e:
+            raise RuntimeError(f"LiteRT could not load the model: {e}") from e
+        self._in = self._interpreter.get_input_details()
+        self._out = self._interpreter.get_output_details()
+        self.inputs = [_info(d) for d in self._in]
+        self.outputs = [_info(d) for d in self._out]
+        self._batch = int(self._in[0]["shape"][0]) if self._in[0]["shape"].size else 1
+
+    @property
+    def size_bytes(self):
+        """Size of the flatbuffer in bytes."""
+        return len(self._data)
+
+    @property
+    def dynamic_batch(self):
+        """True when the model accepts any batch size."""
+        return all(info.shape and info.shape[0] is None for info in self.inputs)
+
+    def predict(self, x, batch_size=None, raw=False):
+        """Runs the model on all samples of `x`.
+
+        Args:
+            x: An array (or a list of arrays, one per input) of samples.
+                Float input to an int8 model is quantized with the input's
+                scale and zero point.
+            batch_size: Samples per invocation. Default: 256 for a model with
+                a dynamic batch, the model's own batch size otherwise.
+            raw: Return int8 outputs as stored, default False (dequantized to
+                float32).
+
+        Returns:
+            An array, or a list of arrays for several outputs.
+        """
+        arrays = _common.as_input_list(x, self.inputs)
+        if self.dynamic_batch:
+            batch = batch_size or _DEFAULT_BATCH
+        else:
+            batch = self._batch
+            if batch_size not in (None, batch):
+                raise ValueError(
+                    f"This model has a fixed batch size of {batch}. "
+                    f"Received: batch_size={batch_size}"
+                )
+        return _common.run_in_batches(
+            lambda chunk: self._run(chunk, raw), arrays, batch
+        )
+
+    def _run(self, chunk, raw):
+        interp = self._interpreter
+        count = len(chunk[0])
+        if self.dynamic_batch:
+            self._resize(count)
+        else:
+            chunk = _common.pad_to(chunk, self._batch)
+        for detail, info, a in zip(self._in, self.inputs, chunk):
+            interp.set_tensor(detail["index"], _common.to_stored(a, info))
+        interp.invoke()
+        return [
+            _common.from_stored(interp.get_tensor(d["index"]), info, raw)
+            for d, info in zip(self._out, self.outputs)
+        ]
+
+    def _resize(self, count):
+        if self._in[0]["shape"][0] == count:
+            return
+        for d in self._in:
+            shape = list(d["shape"])
+            shape[0] = count
+            self._interpreter.resize_tensor_input(d["index"], shape)
+        self._interpreter.allocate_tensors()
+        self._in = self._interpreter.get_input_details()
+        self._out = self._interpreter.get_output_details()
+
+    def evaluate(self, x, y, batch_size=None):
+        """Top-1 accuracy of the model on `(x, y)` (labels as ints or one-hot)."""
+        predictions = self.predict(x, batch_size=batch_size)
+        if isinstance(predictions, list):
+            predictions = predictions[0]
+        return _common.accuracy(predictions, y)
+
+    def benchmark(self, num_runs=50, warmup=10, batch_size=1, seed=0):
+        """Times `invoke()` on random inputs.
+
+        Args:
+            num_runs: Timed invocations, default 50.
+            warmup: Untimed invocations first, default 10.
+            batch_size: Batch size for a dynamic-batch model, default 1.
+            seed: Seed of the random inputs, default 0.
+
+        Returns:
+            A dict with `median_ms`, `p90_ms`, `mean_ms`, `min_ms`, `runs`,
+            `batch_size` and `num_threads`.
+        """
+        if not isinstance(num_runs, int) or num_runs < 1:
+            raise ValueError(
+                f"Expected `num_runs` to be a positive int. Received: num_runs={num_runs!r}"
+            )
+        if not isinstance(warmup, int) or warmup < 0:
+            raise ValueError(
+                f"Expected `warmup` to be an int >= 0. Received: warmup={warmup!r}"
+            )
+        if self.dynamic_batch:
+            self._resize(batch_size)
+        rng = np.random.default_rng(seed)
+        for d, info in zip(self._in, self.inputs):
+            shape = tuple(int(s) for s in d["shape"])
+            self._interpreter.set_tensor(d["index"], _random(rng, shape, info))
+        invoke = self._interpreter.invoke
+        for _ in range(warmup):
+            invoke()
+        times = []
+        for _ in range(num_runs):
+            start = time.perf_counter()
+            invoke()
+            times.append(time.perf_counter() - start)
+        stats = _common.latency_stats(times, int(self._in[0]["shape"][0]))
+        stats["num_threads"] = self.num_threads
+        return stats
+
+    def delegation(self):
+        """Which operators XNNPACK runs and which stay on builtin kernels.
+
+        Returns:
+            A dict: `ops` (a list of `{"index", "op", "xnnpack"}` in model
+            order), `xnnpack_ops` and `total_ops` counts, and
+            `builtin_only` (the op names XNNPACK did not take).
+        """
+        details = self._interpreter._get_ops_details()
+        originals = [d for d in details if d["op_name"] != "DELEGATE"]
+        delegated = _delegated_nodes(details)
+        ops = [
+            {"index": int(d["index"]), "op": d["op_name"], "xnnpack": d["index"] in delegated}
+            for d in originals
+        ]
+        return {
+            "ops": ops,
+            "xnnpack_ops": sum(op["xnnpack"] for op in ops),
+            "total_ops": len(ops),
+            "builtin_only": sorted({op["op"] for op in ops if not op["xnnpack"]}),
+        }
+
+
+def _delegated_nodes(details):
+    """Indices of original nodes that some DELEGATE node replaced.
+
+    A delegate node stands for a partition of the graph; its outputs are
+    produced by original nodes of the partition. Walking back from those
+    producers, through tensors that are not inputs of the partition, finds
+    every node inside it.
+    """
+    producer = {}
+    for d in details:
+        if d["op_name"] != "DELEGATE":
+            for t in d["outputs"]:
+                producer[int(t)] = d
+    delegated = set()
+    for d in details:
+        if d["op_name"] != "DELEGATE":
+            continue
+        boundary = {int(t) for t in d["inputs"]}
+        stack = [int(t) for t in d["outputs"]]
+        seen = set()
+        while stack:
+            t = stack.pop()
+            node = producer.get(t)
+            if t in seen or t in boundary or node is None:
+                continue
+            seen.add(t)
+            delegated.add(node["index"])
+            stack.extend(int(i) for i in node["inputs"] if i >= 0)
+    return delegated
+
+
+def _info(detail):
+    q = detail.get("quantization_parameters") or {}
+    scales = q.get("scales")
+    zeros = q.get("zero_points")
+    signature = detail.get("shape_signature", detail["shape"])
+    shape = tuple(None if s < 0 else int(s) for s in signature)
+    return _common.TensorInfo(
+        name=detail.get("name", ""),
+        shape=shape,
+        dtype=np.dtype(detail["dtype"]),
+        scale=float(scales[0]) if scales is not None and len(scales) else 0.0,
+        zero_point=int(zeros[0]) if zeros is not None and len(zeros) else 0,
+    )
+
+
+def _random(rng, shape, info):
+    if np.issubdtype(info.dtype, np.integer):
+        limits = np.iinfo(info.dtype)
+        return rng.integers(limits.min, limits.max, shape, endpoint=True).astype(info.dtype)
+    return rng.uniform(0, 1, shape).astype(info.dtype)
