@@ -15,7 +15,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
-from keras_compress import analysis  # noqa: E402
-from keras_compress import datasets  # noqa: E402
-from keras_compress import export  # noqa: E402
-from keras_compress import runtime  # noqa: E402
+_SUBPACKAGES = ("analysis", "datasets", "export", "runtime")
+
+
+def __getattr__(name):
+    # Subpackages load on first use, so `keras-compress bench` and the
+    # runtimes do not pay for importing TensorFlow.
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"keras_compress.{name}")
+    raise AttributeError(f"module 'keras_compress' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_SUBPACKAGES))

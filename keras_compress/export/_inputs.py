@@ -2,12 +2,13 @@
 
 import itertools
 
-import keras
 import numpy as np
 
 
 def check_model(model, arg_name="model"):
     """Raises unless `model` is a built `keras.Model`."""
+    import keras
+
     if not isinstance(model, keras.Model):
         raise TypeError(
             f"Expected `{arg_name}` to be a keras.Model. "
@@ -61,21 +62,17 @@ def tensor_specs(model, batch_size=None):
             f"Received: batch_size={batch_size!r}"
         )
     shapes, dtypes = input_shapes(model)
-    names = _input_names(model, len(shapes))
+    names = _input_names(len(shapes))
     return [
         tf.TensorSpec((batch_size,) + tuple(s[1:]), dtype=d, name=n)
         for s, d, n in zip(shapes, dtypes, names)
     ]
 
 
-def _input_names(model, count):
-    try:
-        names = [t.name.split(":")[0] for t in model.inputs]
-    except (AttributeError, ValueError, TypeError):
-        names = []
-    if len(names) != count or len(set(names)) != count:
-        names = ["input"] if count == 1 else [f"input_{i}" for i in range(count)]
-    return names
+def _input_names(count):
+    # LiteRT lists a signature's inputs sorted by name: zero-padded names
+    # keep them in the model's order.
+    return ["input"] if count == 1 else [f"input_{i:03d}" for i in range(count)]
 
 
 def iterate_samples(data, specs, arg_name="representative_data"):

@@ -1,0 +1,235 @@
+"""The end-to-end demo: a Keras CNN to phone and microcontroller artifacts.
+
+`keras-compress demo` trains a small CNN on the offline digits, exports it
+as float32, float16, dynamic-range and full-int8 TFLite and as a
+microcontroller bundle, runs every artifact in its real runtime (LiteRT with
+XNNPACK; TensorFlow Lite Micro for the bundle) and reports accuracy, size,
+latency and arena in one table, a JSON file and a plot.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+
+from keras_compress import _io
+
+EPOCHS = 30
+SEED = 7
+
+
+def build_cnn(input_shape=(16, 16, 1), num_classes=10):
+    """The demo CNN: Conv2D, BatchNorm, DepthwiseConv2D, a residual Add,
+    pooling and Dense, the layer types a phone or microcontroller model has."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.Conv2D(32, 3, padding="same", use_bias=False)(inputs)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    shortcut = x
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    x = layers.Conv2D(32, 1)(x)
+    x = layers.Add()([x, shortcut])
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(num_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="digits_cnn")
+
+
+def train_cnn(epochs=EPOCHS, seed=SEED):
+    """Trains the demo CNN on the 16x16 digits; returns `(model, data)`."""
+    import keras
+
+    from keras_compress.datasets import load_digits
+
+    keras.utils.set_random_seed(seed)
+    (x_train, y_train), (x_test, y_test) = load_digits(upsample=2)
+    model = build_cnn(x_train.shape[1:])
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    model.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0)
+    return model, ((x_train, y_train), (x_test, y_test))
+
+
+def run(out_dir="demo_out", epochs=EPOCHS, log=print):
+    """Runs the demo; writes artifacts, `results.json` and `accuracy_vs_size.png`.
+
+    Args:
+        out_dir: Output folder, created if missing (its parent must exist).
+        epochs: Training epochs, default 30.
+        log: Where progress lines go, default `print`.
+
+    Returns:
+        The list of result rows (one dict per artifact).
+    """
+    from keras_compress import export
+    from keras_compress.runtime import LiteRTModel, MicroModel
+
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"Expected `epochs` to be a positive int. Received: epochs={epochs!r}")
+    out_dir = os.fspath(out_dir)
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    if not os.path.isdir(parent):
+        raise ValueError(
+            "Expected the parent folder of `out_dir` to exist. Received: "
+            f"out_dir={out_dir!r}"
+        )
+    os.makedirs(out_dir, exist_ok=True)
+    stage = _Stages(7, log)
+
+    stage(f"Training the demo CNN on 16x16 digits ({epochs} epochs)")
+    model, ((x_train, _), (x_test, y_test)) = train_cnn(epochs)
+    keras_accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
+    model.save(os.path.join(out_dir, "digits_cnn.keras"))
+    calibration = x_train[:200]
+
+    rows = [{
+        "artifact": "Keras float32 weights", "runtime": "Keras", "accuracy": keras_accuracy,
+        "size_bytes": 4 * model.count_params(), "latency_ms": None, "arena_bytes": None,
+        "file": "digits_cnn.keras",
+    }]
+    variants = [
+        ("float32", None), ("float16", "float16"),
+        ("dynamic-range", "dynamic"), ("int8", "int8"),
+    ]
+    for label, mode in variants:
+        stage(f"Exporting {label} TFLite and running it in LiteRT (XNNPACK)")
+        file = f"digits_{label.replace('-', '_')}.tflite"
+        data = export.to_tflite(
+            model, os.path.join(out_dir, file), quantize=mode,
+            representative_data=calibration if mode == "int8" else None,
+            batch_size=1,
+        )
+        runner = LiteRTModel(data, num_threads=1)
+        rows.append({
+            "artifact": f"TFLite {label}", "runtime": "LiteRT+XNNPACK",
+            "accuracy": runner.evaluate(x_test, y_test),
+            "size_bytes": len(data),
+            "latency_ms": _median_latency(runner),
+            "arena_bytes": None, "file": file,
+        })
+
+    stage("Writing the microcontroller bundle and running it in TFLite Micro")
+    report = export.to_micro(
+        model, os.path.join(out_dir, "micro"), "digits", representative_data=calibration
+    )
+    micro = MicroModel(os.path.join(out_dir, "micro", "digits.tflite"))
+    rows.append({
+        "artifact": "TFLM int8 bundle", "runtime": "TFLite Micro",
+        "accuracy": micro.evaluate(x_test, y_test),
+        "size_bytes": report["flash_bytes"],
+        "latency_ms": _micro_latency(micro, x_test[:50]),
+        "arena_bytes": report["arena_bytes"], "file": "micro/digits.tflite",
+    })
+
+    stage("Writing results.json and accuracy_vs_size.png")
+    base = rows[1]["size_bytes"]
+    for row in rows:
+        row["size_vs_float32"] = base / row["size_bytes"]
+    _io.write_atomic(
+        os.path.join(out_dir, "results.json"),
+        json.dumps({"keras_params": model.count_params(), "rows": rows}, indent=2) + "\n",
+    )
+    plot(rows, os.path.join(out_dir, "accuracy_vs_size.png"))
+    log("")
+    log(table(rows))
+    log(f"\nArtifacts, results.json and accuracy_vs_size.png are in {out_dir}/ "
+        f"({stage.elapsed():.0f} s).")
+    return rows
+
+
+def table(rows):
+    """The demo's result rows as an aligned text table."""
+    header = ["artifact", "runtime", "accuracy", "size", "vs float32", "latency", "arena"]
+    lines = [header]
+    for r in rows:
+        lines.append([
+            r["artifact"], r["runtime"], f"{100 * r['accuracy']:.1f}%",
+            _kb(r["size_bytes"]), f"{r['size_vs_float32']:.2f}x",
+            "-" if r["latency_ms"] is None else f"{1000 * r['latency_ms']:.0f} us",
+            "-" if r["arena_bytes"] is None else _kb(r["arena_bytes"]),
+        ])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = []
+    for k, line in enumerate(lines):
+        out.append("  ".join(
+            cell.ljust(w) if i < 2 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths))
+        ))
+        if k == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def plot(rows, path):
+    """Accuracy against size, one labelled point per artifact."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    markers = "osD^vP*X"
+    for i, r in enumerate(rows):
+        kb, acc = r["size_bytes"] / 1024, 100 * r["accuracy"]
+        ax.scatter(kb, acc, s=70, marker=markers[i % len(markers)], alpha=0.8,
+                   label=f"{r['artifact']} ({kb:.0f} KB, {acc:.1f}%)")
+    accuracies = [100 * r["accuracy"] for r in rows]
+    middle = (max(accuracies) + min(accuracies)) / 2
+    half = max(1.0, (max(accuracies) - min(accuracies)) / 2 + 0.5)
+    ax.set_ylim(middle - half, middle + half)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_xscale("log")
+    ax.set_xlabel("size (KB, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("keras-compress demo: digits CNN, accuracy vs size")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    with _io.staged_files([path]) as temps:
+        fig.savefig(temps[path], format="png", dpi=120)
+    plt.close(fig)
+
+
+def _median_latency(runner, repeats=3):
+    return float(np.median([
+        runner.benchmark(num_runs=200, warmup=20)["median_ms"] for _ in range(repeats)
+    ]))
+
+
+def _micro_latency(micro, x):
+    times = []
+    for sample in x:
+        start = time.perf_counter()
+        micro.predict(sample[None])
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e3)
+
+
+def _kb(n):
+    return f"{n / 1024:.1f} KB"
+
+
+class _Stages:
+    """Prints `[k/n] what` lines with the time since the start."""
+
+    def __init__(self, total, log):
+        self.total, self.log, self.count = total, log, 0
+        self.start = time.perf_counter()
+
+    def __call__(self, text):
+        self.count += 1
+        self.log(f"[{self.count}/{self.total}] {text} ... ({self.elapsed():.0f} s)")
+
+    def elapsed(self):
+        return time.perf_counter() - self.start
