@@ -1,0 +1,84 @@
+"""The keras-compress command line, run as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def _run(*args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "keras_compress.cli", *args],
+        capture_output=True, text=True, timeout=timeout, env=ENV,
+    )
+
+
+@pytest.fixture(scope="module")
+def files(cnn, cnn_int8, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    paths = {
+        "keras": folder / "cnn.keras",
+        "int8": folder / "cnn_int8.tflite",
+        "corrupt": folder / "corrupt.tflite",
+        "truncated": folder / "truncated.tflite",
+    }
+    cnn.save(paths["keras"])
+    paths["int8"].write_bytes(cnn_int8)
+    paths["corrupt"].write_bytes(os.urandom(3000))
+    paths["truncated"].write_bytes(cnn_int8[: len(cnn_int8) // 3])
+    return paths
+
+
+def test_report_tflite_and_keras(files):
+    for kind in ("int8", "keras"):
+        result = _run("report", str(files[kind]))
+        assert result.returncode == 0, result.stderr
+        assert "total" in result.stdout and "MACs" in result.stdout
+    result = _run("report", "--json", str(files["int8"]))
+    summary = json.loads(result.stdout)
+    assert summary["source"] == "tflite" and summary["totals"]["macs"] > 0
+
+
+def test_bench_int8(files):
+    result = _run("bench", "--runs", "5", "--json", str(files["int8"]))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["latency"]["runs"] == 5 and report["latency"]["median_ms"] > 0
+    assert report["tflm_arena_bytes"] > 0
+    assert report["builtin_only"] == ["SOFTMAX"]
+
+
+@pytest.mark.parametrize("command", ["report", "bench"])
+@pytest.mark.parametrize("kind", ["corrupt", "truncated"])
+def test_bad_files_are_errors_not_crashes(files, command, kind):
+    result = _run(command, str(files[kind]))
+    assert result.returncode == 1
+    assert f"keras-compress {command}: error:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_file():
+    result = _run("report", "/nonexistent.tflite")
+    assert result.returncode == 1 and "Received: path='/nonexistent.tflite'" in result.stderr
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    result = _run("demo", "--out", str(out), "--epochs", "3", timeout=600)
+    assert result.returncode == 0, result.stderr
+    for name in ("accuracy_vs_size.png", "results.json", "digits_cnn.keras",
+                 "digits_int8.tflite", "micro/digits.c", "micro/digits_report.json"):
+        assert (out / name).is_file(), name
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["runtime"] for r in rows].count("LiteRT+XNNPACK") == 4
+    by_name = {r["artifact"]: r for r in rows}
+    assert by_name["TFLM int8 bundle"]["arena_bytes"] > 0
+    # Sizes in the table are the sizes of the files written.
+    assert by_name["TFLite int8"]["size_bytes"] == (out / "digits_int8.tflite").stat().st_size
+    assert "TFLite float16" in result.stdout and "TFLite Micro" in result.stdout
+    assert (out / "accuracy_vs_size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
