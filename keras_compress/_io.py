@@ -66,6 +66,8 @@ def write_atomic(path, data):
     with staged_files([path]) as temps:
         with open(temps[path], mode) as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def _umask():

@@ -71,12 +71,6 @@ def summarize(obj):
     assert s.totals.macs == 6 * 6 * 3 * 3 * 3 * 4 + 6 * 6 * 4 + 4 * 2
     ```
     """
-    import keras
-
-    if isinstance(obj, keras.Model):
-        from keras_compress.analysis.keras_model import summarize_keras
-
-        return summarize_keras(obj)
     if isinstance(obj, (str, os.PathLike)):
         path = os.fspath(obj)
         if isinstance(path, bytes):
@@ -90,6 +84,12 @@ def summarize(obj):
         from keras_compress.analysis.tflite_model import summarize_tflite
 
         return summarize_tflite(obj)
+    import keras  # Only now: reading a .tflite needs no TensorFlow.
+
+    if isinstance(obj, keras.Model):
+        from keras_compress.analysis.keras_model import summarize_keras
+
+        return summarize_keras(obj)
     raise TypeError(
         "Expected `obj` to be a keras.Model, .tflite bytes, or a path (str "
         "or os.PathLike) to a .tflite or .keras file. "

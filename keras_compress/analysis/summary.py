@@ -23,7 +23,8 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
+
+from keras_compress import _io
 
 _FIELDS = (
     "name",
@@ -292,35 +293,8 @@ class Summary:
         """
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
-            if not isinstance(path, (str, os.PathLike)):
-                raise TypeError(
-                    "Expected `path` to be a str or os.PathLike. "
-                    f"Received: path of type {type(path).__name__}"
-                )
-            _write_atomic(os.fspath(path), text)
+            _io.write_atomic(_io.check_output_path(path), text)
         return text
-
-
-def _write_atomic(path, text):
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(
-            "Expected `path` to be in an existing folder. "
-            f"Received: path={path!r}"
-        )
-    fd, tmp = tempfile.mkstemp(
-        dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _sparsity(params, nonzeros):
