@@ -103,14 +103,20 @@ def to_micro(model_or_tflite, out_dir, name, representative_data=None,
         f"{name}.c": c_array.source(name, data),
         f"{name}_report.json": json.dumps(report, indent=2) + "\n",
     }
-    if not os.path.isdir(out_dir):
+    created = not os.path.isdir(out_dir)
+    if created:
         os.mkdir(out_dir)
     paths = {os.path.join(out_dir, f): content for f, content in contents.items()}
-    with _io.staged_files(list(paths)) as temps:
-        for path, content in paths.items():
-            mode = "wb" if isinstance(content, bytes) else "w"
-            with open(temps[path], mode) as f:
-                f.write(content)
+    try:
+        with _io.staged_files(list(paths)) as temps:
+            for path, content in paths.items():
+                mode = "wb" if isinstance(content, bytes) else "w"
+                with open(temps[path], mode) as f:
+                    f.write(content)
+    except BaseException:
+        if created and not os.listdir(out_dir):
+            os.rmdir(out_dir)
+        raise
     return report
 
 
