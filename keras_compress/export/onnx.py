@@ -1,9 +1,8 @@
 """Keras model -> ONNX, verified in ONNX Runtime."""
 
-import numpy as np
-
 from keras_compress import _io
 from keras_compress.export import _inputs
+from keras_compress.export import _verify as _verify_outputs
 
 DEFAULT_OPSET = 17
 
@@ -69,22 +68,5 @@ def to_onnx(model, path=None, opset=DEFAULT_OPSET, verify=True):
 def _verify(model, data, specs):
     from keras_compress.runtime.onnx import ONNXModel
 
-    rng = np.random.default_rng(0)
-    inputs = [
-        rng.uniform(0, 1, (4,) + tuple(s.shape[1:])).astype(s.dtype.as_numpy_dtype)
-        for s in specs
-    ]
-    feed = inputs[0] if len(inputs) == 1 else inputs
-    got = ONNXModel(data).predict(feed)
-    want = model.predict(feed, verbose=0)
-    got = got if isinstance(got, list) else [got]
-    want = want if isinstance(want, (list, tuple)) else [want]
-    for g, w in zip(got, want):
-        w = np.asarray(w)
-        scale = max(1.0, float(np.max(np.abs(w), initial=0.0)))
-        if g.shape != w.shape or not np.allclose(g, w, rtol=0, atol=1e-4 * scale):
-            raise RuntimeError(
-                "The ONNX export does not match Keras: expected outputs of "
-                f"shape {w.shape} within {1e-4 * scale:.3g}. Received: shape "
-                f"{g.shape}"
-            )
+    feed = _verify_outputs.random_inputs(specs)
+    _verify_outputs.check_outputs(ONNXModel(data), model, feed, "ONNX", tolerance=1e-4)

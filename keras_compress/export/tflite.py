@@ -4,6 +4,7 @@ import numpy as np
 
 from keras_compress import _io
 from keras_compress.export import _inputs
+from keras_compress.export import _verify as _verify_outputs
 
 QUANTIZE_MODES = (None, "dynamic", "float16", "int8")
 
@@ -158,32 +159,9 @@ def _verify(model, data, specs, quantize, samples):
 
     if samples:
         inputs = [np.concatenate(parts) for parts in zip(*samples[:8])]
+        feed = inputs[0] if len(inputs) == 1 else inputs
     else:
-        rng = np.random.default_rng(0)
-        inputs = [
-            rng.uniform(0, 1, (spec.shape[0] or 4,) + tuple(spec.shape[1:]))
-            .astype(spec.dtype.as_numpy_dtype)
-            for spec in specs
-        ]
-    feed = inputs[0] if len(inputs) == 1 else inputs
-    got = LiteRTModel(data).predict(feed)
-    want = model.predict(feed, verbose=0)
-    got = got if isinstance(got, list) else [got]
-    want = want if isinstance(want, (list, tuple)) else [want]
-    for g, w in zip(got, want):
-        w = np.asarray(w)
-        if g.shape != w.shape or not np.all(np.isfinite(g)):
-            raise RuntimeError(
-                "The exported TFLite model did not run like the Keras model: "
-                f"expected outputs of shape {w.shape}, finite. Received: "
-                f"shape {g.shape}, finite={bool(np.all(np.isfinite(g)))}"
-            )
-        if quantize is None:
-            err = float(np.max(np.abs(g - w), initial=0.0))
-            scale = max(1.0, float(np.max(np.abs(w), initial=0.0)))
-            if err > 1e-3 * scale:
-                raise RuntimeError(
-                    "The float32 TFLite export does not match Keras: expected "
-                    f"a max abs difference <= {1e-3 * scale:.3g}. Received: "
-                    f"{err:.3g}"
-                )
+        feed = _verify_outputs.random_inputs(specs)
+    artifact = f"{quantize or 'float32'} TFLite"
+    tolerance = 1e-3 if quantize is None else None
+    _verify_outputs.check_outputs(LiteRTModel(data), model, feed, artifact, tolerance)

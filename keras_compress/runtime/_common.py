@@ -57,6 +57,15 @@ def as_input_list(x, infos, arg_name="x"):
     return out
 
 
+def quantization(detail):
+    """`(scale, zero_point)` of an interpreter's tensor details (0, 0 if none)."""
+    q = detail.get("quantization_parameters") or {}
+    scales, zeros = q.get("scales"), q.get("zero_points")
+    scale = float(scales[0]) if scales is not None and len(scales) else 0.0
+    zero_point = int(zeros[0]) if zeros is not None and len(zeros) else 0
+    return scale, zero_point
+
+
 def to_stored(a, info):
     """Converts user input to the tensor's stored type (quantizing floats)."""
     if info.quantized and not np.issubdtype(a.dtype, np.integer):
@@ -108,7 +117,12 @@ def pad_to(chunk, size):
 
 
 def accuracy(predictions, y, arg_name="y"):
-    """Top-1 accuracy of class scores against integer or one-hot labels."""
+    """Top-1 accuracy of class scores against integer or one-hot labels.
+
+    With several outputs (a list), the first holds the class scores.
+    """
+    if isinstance(predictions, list):
+        predictions = predictions[0]
     predictions = np.asarray(predictions)
     y = np.asarray(y)
     if y.ndim == predictions.ndim and y.shape[-1] == predictions.shape[-1]:

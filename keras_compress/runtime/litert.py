@@ -145,10 +145,7 @@ class LiteRTModel:
 
     def evaluate(self, x, y, batch_size=None):
         """Top-1 accuracy of the model on `(x, y)` (labels as ints or one-hot)."""
-        predictions = self.predict(x, batch_size=batch_size)
-        if isinstance(predictions, list):
-            predictions = predictions[0]
-        return _common.accuracy(predictions, y)
+        return _common.accuracy(self.predict(x, batch_size=batch_size), y)
 
     def benchmark(self, num_runs=50, warmup=10, batch_size=1, seed=0):
         """Times `invoke()` on random inputs.
@@ -244,17 +241,15 @@ def _delegated_nodes(details):
 
 
 def _info(detail):
-    q = detail.get("quantization_parameters") or {}
-    scales = q.get("scales")
-    zeros = q.get("zero_points")
+    scale, zero_point = _common.quantization(detail)
     signature = detail.get("shape_signature", detail["shape"])
     shape = tuple(None if s < 0 else int(s) for s in signature)
     return _common.TensorInfo(
         name=detail.get("name", ""),
         shape=shape,
         dtype=np.dtype(detail["dtype"]),
-        scale=float(scales[0]) if scales is not None and len(scales) else 0.0,
-        zero_point=int(zeros[0]) if zeros is not None and len(zeros) else 0,
+        scale=scale,
+        zero_point=zero_point,
     )
 
 

@@ -56,11 +56,11 @@ class MicroModel:
         self._interpreter = _make(self._data, arena_size)
         graph = flatbuffer.subgraphs[0]
         self.inputs = [
-            _info(self._interpreter.get_input_details(i), graph, i, flatbuffer, "in")
+            _info(self._interpreter.get_input_details(i), graph, i, "in")
             for i in range(len(graph.inputs))
         ]
         self.outputs = [
-            _info(self._interpreter.get_output_details(i), graph, i, flatbuffer, "out")
+            _info(self._interpreter.get_output_details(i), graph, i, "out")
             for i in range(len(graph.outputs))
         ]
 
@@ -97,10 +97,7 @@ class MicroModel:
 
     def evaluate(self, x, y):
         """Top-1 accuracy of the model on `(x, y)`."""
-        predictions = self.predict(x)
-        if isinstance(predictions, list):
-            predictions = predictions[0]
-        return _common.accuracy(predictions, y)
+        return _common.accuracy(self.predict(x), y)
 
 
 def find_arena_size(data):
@@ -198,10 +195,8 @@ def _quiet_stderr(target=None):
             sink.close()
 
 
-def _info(detail, graph, i, flatbuffer, kind):
-    q = detail.get("quantization_parameters") or {}
-    scales = q.get("scales")
-    zeros = q.get("zero_points")
+def _info(detail, graph, i, kind):
+    scale, zero_point = _common.quantization(detail)
     index = (graph.inputs if kind == "in" else graph.outputs)[i]
     name = graph.tensors[index].name
     if isinstance(name, bytes):
@@ -210,6 +205,6 @@ def _info(detail, graph, i, flatbuffer, kind):
         name=name or f"{kind}put_{i}",
         shape=tuple(int(s) for s in detail["shape"]),
         dtype=np.dtype(detail["dtype"]),
-        scale=float(scales[0]) if scales is not None and len(scales) else 0.0,
-        zero_point=int(zeros[0]) if zeros is not None and len(zeros) else 0,
+        scale=scale,
+        zero_point=zero_point,
     )

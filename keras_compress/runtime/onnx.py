@@ -98,10 +98,7 @@ class ONNXModel:
 
     def evaluate(self, x, y, batch_size=_DEFAULT_BATCH):
         """Top-1 accuracy of the model on `(x, y)`."""
-        predictions = self.predict(x, batch_size=batch_size)
-        if isinstance(predictions, list):
-            predictions = predictions[0]
-        return _common.accuracy(predictions, y)
+        return _common.accuracy(self.predict(x, batch_size=batch_size), y)
 
 
 def _info(node):

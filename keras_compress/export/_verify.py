@@ -1,0 +1,50 @@
+"""Run an exported artifact next to the Keras model before anything is written."""
+
+import numpy as np
+
+
+def random_inputs(specs, count=4, seed=0):
+    """Uniform [0, 1) inputs for `specs`, `count` samples (or the fixed batch)."""
+    rng = np.random.default_rng(seed)
+    inputs = [
+        rng.uniform(0, 1, (spec.shape[0] or count,) + tuple(spec.shape[1:]))
+        .astype(spec.dtype.as_numpy_dtype)
+        for spec in specs
+    ]
+    return inputs[0] if len(inputs) == 1 else inputs
+
+
+def check_outputs(runner, model, feed, artifact, tolerance=None):
+    """Raises `RuntimeError` unless `runner` computes what `model` computes.
+
+    Args:
+        runner: A runtime wrapper with `predict(feed)`.
+        model: The Keras model.
+        feed: Inputs for both.
+        artifact: What was exported, for the message (e.g. "float32 TFLite").
+        tolerance: Largest allowed absolute difference, relative to the
+            output scale `max(1, max|keras|)`; None checks only shapes and
+            finiteness (quantized exports).
+    """
+    got = runner.predict(feed)
+    want = model.predict(feed, verbose=0)
+    got = got if isinstance(got, list) else [got]
+    want = want if isinstance(want, (list, tuple)) else [want]
+    for g, w in zip(got, want):
+        w = np.asarray(w)
+        finite = bool(np.all(np.isfinite(g)))
+        if g.shape != w.shape or not finite:
+            raise RuntimeError(
+                f"The {artifact} export did not run like the Keras model: "
+                f"expected finite outputs of shape {w.shape}. Received: shape "
+                f"{g.shape}, finite={finite}"
+            )
+        if tolerance is None:
+            continue
+        limit = tolerance * max(1.0, float(np.max(np.abs(w), initial=0.0)))
+        err = float(np.max(np.abs(g - w), initial=0.0))
+        if err > limit:
+            raise RuntimeError(
+                f"The {artifact} export does not match Keras: expected a max "
+                f"abs difference <= {limit:.3g}. Received: {err:.3g}"
+            )
