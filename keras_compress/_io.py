@@ -31,6 +31,32 @@ def check_output_path(path, arg_name="path"):
     return path
 
 
+def check_output_dir(out_dir, arg_name="out_dir"):
+    """Checks that `out_dir` is a folder or can be made: its parent exists.
+
+    Returns:
+        `out_dir` as a `str`.
+    """
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise TypeError(
+            f"Expected `{arg_name}` to be a str or os.PathLike. "
+            f"Received: {arg_name} of type {type(out_dir).__name__}"
+        )
+    out_dir = os.fspath(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(
+            f"Expected `{arg_name}` to be a folder. Received: {arg_name}={out_dir!r} "
+            "(a file)"
+        )
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    if not os.path.isdir(parent):
+        raise ValueError(
+            f"Expected the parent folder of `{arg_name}` to exist. Received: "
+            f"{arg_name}={out_dir!r} (folder {parent!r} does not exist)"
+        )
+    return out_dir
+
+
 @contextlib.contextmanager
 def staged_files(paths):
     """Writes several files all-or-nothing.

@@ -78,13 +78,7 @@ def run(out_dir="demo_out", epochs=EPOCHS, log=print):
 
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"Expected `epochs` to be a positive int. Received: epochs={epochs!r}")
-    out_dir = os.fspath(out_dir)
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    if not os.path.isdir(parent):
-        raise ValueError(
-            "Expected the parent folder of `out_dir` to exist. Received: "
-            f"out_dir={out_dir!r}"
-        )
+    out_dir = _io.check_output_dir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     stage = _Stages(7, log)
 
@@ -124,7 +118,10 @@ def run(out_dir="demo_out", epochs=EPOCHS, log=print):
     report = export.to_micro(
         model, os.path.join(out_dir, "micro"), "digits", representative_data=calibration
     )
-    micro = MicroModel(os.path.join(out_dir, "micro", "digits.tflite"))
+    # to_micro measured the arena already; run the bundle at that size.
+    micro = MicroModel(
+        os.path.join(out_dir, "micro", "digits.tflite"), arena_size=report["arena_bytes"]
+    )
     rows.append({
         "artifact": "TFLM int8 bundle", "runtime": "TFLite Micro",
         "accuracy": micro.evaluate(x_test, y_test),

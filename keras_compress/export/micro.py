@@ -62,7 +62,7 @@ def to_micro(model_or_tflite, out_dir, name, representative_data=None,
     from keras_compress.runtime.micro import MicroModel
 
     c_array.check_identifier(name)
-    out_dir = _check_out_dir(out_dir)
+    out_dir = _io.check_output_dir(out_dir)
     if isinstance(model_or_tflite, keras.Model):
         data = to_tflite(
             model_or_tflite,
@@ -145,27 +145,6 @@ def check_full_int8(flatbuffer, arg_name="model_or_tflite"):
                         f"`{arg_name}` with a {type_name} tensor at operator "
                         f"{op_name} (a float, float16 or dynamic-range model)"
                     )
-
-
-def _check_out_dir(out_dir):
-    if not isinstance(out_dir, (str, os.PathLike)):
-        raise TypeError(
-            "Expected `out_dir` to be a str or os.PathLike. "
-            f"Received: out_dir of type {type(out_dir).__name__}"
-        )
-    out_dir = os.fspath(out_dir)
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(
-            f"Expected `out_dir` to be a folder. Received: out_dir={out_dir!r} "
-            "(a file)"
-        )
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    if not os.path.isdir(parent):
-        raise ValueError(
-            "Expected the parent folder of `out_dir` to exist. Received: "
-            f"out_dir={out_dir!r} (folder {parent!r} does not exist)"
-        )
-    return out_dir
 
 
 def _op_counts(flatbuffer):
