@@ -5,18 +5,22 @@ import os
 import tempfile
 
 
+def _fspath(path, arg_name):
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"Expected `{arg_name}` to be a str or os.PathLike. "
+            f"Received: {arg_name} of type {type(path).__name__}"
+        )
+    return os.fspath(path)
+
+
 def check_output_path(path, arg_name="path"):
     """Checks that `path` can be written: its folder exists and it is no folder.
 
     Returns:
         `path` as a `str`.
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(
-            f"Expected `{arg_name}` to be a str or os.PathLike. "
-            f"Received: {arg_name} of type {type(path).__name__}"
-        )
-    path = os.fspath(path)
+    path = _fspath(path, arg_name)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ValueError(
@@ -37,12 +41,7 @@ def check_output_dir(out_dir, arg_name="out_dir"):
     Returns:
         `out_dir` as a `str`.
     """
-    if not isinstance(out_dir, (str, os.PathLike)):
-        raise TypeError(
-            f"Expected `{arg_name}` to be a str or os.PathLike. "
-            f"Received: {arg_name} of type {type(out_dir).__name__}"
-        )
-    out_dir = os.fspath(out_dir)
+    out_dir = _fspath(out_dir, arg_name)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(
             f"Expected `{arg_name}` to be a folder. Received: {arg_name}={out_dir!r} "
