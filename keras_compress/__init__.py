@@ -2,6 +2,8 @@
 
 Subpackages:
   datasets: offline demo data (`load_digits`, `load_mnist1d`).
+  pruning: schedules, masks, `strip_pruning`.
+  callbacks: `model.fit` callbacks (`MagnitudePruning`).
   analysis: parameters, non-zeros, MACs and bytes of a model (`summarize`).
   export: verified writers for LiteRT/TFLite, TFLite Micro and ONNX.
   runtime: run and time an exported artifact (`LiteRTModel`, `MicroModel`,
@@ -15,7 +17,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("analysis", "datasets", "export", "runtime")
+_SUBPACKAGES = (
+    "analysis",
+    "callbacks",
+    "datasets",
+    "export",
+    "pruning",
+    "runtime",
+)
 
 
 def __getattr__(name):

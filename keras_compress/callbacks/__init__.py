@@ -1,0 +1,5 @@
+"""`model.fit` callbacks that compress a model while it trains."""
+
+from keras_compress.callbacks.magnitude_pruning import MagnitudePruning
+
+__all__ = ["MagnitudePruning"]

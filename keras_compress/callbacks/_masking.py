@@ -1,0 +1,211 @@
+"""Shared part of the pruning callbacks: selection, masks and logging."""
+
+import keras
+from keras import ops
+
+from keras_compress.pruning import granularity as granularity_lib
+from keras_compress.pruning import masking
+from keras_compress.pruning.selection import select_weights
+
+_SCOPES = ("layer", "global")
+
+
+def check_scope(scope):
+    if scope not in _SCOPES:
+        raise ValueError(
+            f"Expected `scope` to be one of {_SCOPES}. Received: scope={scope!r}"
+        )
+    return scope
+
+
+def check_rewind_step(rewind_step):
+    if rewind_step is None:
+        return None
+    if isinstance(rewind_step, bool) or not isinstance(rewind_step, int) or (
+        rewind_step < 0
+    ):
+        raise ValueError(
+            "Expected `rewind_step` to be None or an integer >= 0. "
+            f"Received: rewind_step={rewind_step!r}"
+        )
+    return rewind_step
+
+
+def log_name(item, items):
+    """`sparsity/<layer>` or, for layers with several weights, `/<weight>`."""
+    shared = sum(other.layer is item.layer for other in items) > 1
+    name = f"sparsity/{item.layer.name}"
+    return f"{name}/{item.variable.path.split('/')[-1]}" if shared else name
+
+
+class PruningCallback(keras.callbacks.Callback):
+    """Base of callbacks that train a model through `PruningMask`s.
+
+    On `set_model` (before the train step is traced) it selects the weights,
+    attaches masks and installs `_hook` on each; on `on_train_end` it
+    removes the hooks, so later training keeps the masks fixed. Sparsity
+    per layer and in total goes into the epoch logs (put this callback
+    before `CSVLogger` or `TensorBoard` in the list so they see it).
+    """
+
+    def __init__(self, granularity, scope, layers, skip_first, skip_last,
+                 rewind_step, log_sparsity):
+        super().__init__()
+        self.granularity = granularity_lib.get(granularity)
+        self.scope = check_scope(scope)
+        if self.scope == "global" and isinstance(
+            self.granularity, granularity_lib.NOutOfM
+        ):
+            raise ValueError(
+                "Expected scope='layer' with an N:M granularity (the pattern "
+                "is decided inside each group of M). Received: "
+                f"granularity={self.granularity!r}, scope='global'"
+            )
+        self.layers = layers
+        self.skip_first = skip_first
+        self.skip_last = skip_last
+        self.rewind_step = check_rewind_step(rewind_step)
+        self.log_sparsity = log_sparsity
+        self.items = []
+        self.masks = []
+        self._attached_to = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        if self._attached_to is model:
+            return
+        if keras.backend.backend() == "jax":
+            raise ValueError(
+                f"{type(self).__name__} updates masks inside the train step "
+                "through variable constraints, which the JAX backend runs "
+                "statelessly. Expected the tensorflow or torch backend. "
+                "Received: backend='jax'"
+            )
+        if getattr(model, "optimizer", None) is None:
+            raise ValueError(
+                f"Expected a compiled model for {type(self).__name__}. "
+                f"Received: model '{model.name}' without an optimizer"
+            )
+        items = select_weights(
+            model, self.layers, self.skip_first, self.skip_last
+        )
+        for item in items:
+            self.granularity.check(
+                tuple(item.variable.shape),
+                item.axis,
+                f"layer '{item.layer.name}' weight "
+                f"'{item.variable.path.split('/')[-1]}'",
+            )
+        self._check(items)
+        self.items = items
+        self.masks = masking.attach(model, items)
+        if self.rewind_step is not None:
+            with masking.strategy_scope(model):
+                for item, pm in zip(items, self.masks):
+                    pm.build_snapshot(item.variable)
+        if self.scope == "global":
+            with masking.strategy_scope(model):
+                self._threshold = keras.Variable(
+                    -1.0, trainable=False, name="pruning_threshold",
+                    aggregation="only_first_replica",
+                )
+                self._threshold_step = keras.Variable(
+                    -1, dtype="int32", trainable=False,
+                    name="pruning_threshold_step",
+                    aggregation="only_first_replica",
+                )
+        for item, pm in zip(items, self.masks):
+            pm.hook = self._make_hook(item)
+        self._attached_to = model
+
+    def _check(self, items):
+        """Subclass validation of the selected weights."""
+
+    def _make_hook(self, item):
+        def hook(pm, w):
+            return self._hook(item, pm, ops.convert_to_tensor(w))
+
+        return hook
+
+    def _hook(self, item, pm, w):
+        raise NotImplementedError
+
+    def _step(self):
+        # Constraints run before the optimizer counts the update, so the
+        # step that just happened is `iterations + 1`.
+        return ops.cast(self.model.optimizer.iterations, "int32") + 1
+
+    def _capture_snapshot(self, pm, w, step):
+        """In-graph: remember `w` at `rewind_step` (step 0: at attach time)."""
+        if not self.rewind_step:
+            return
+
+        def capture():
+            pm.snapshot.assign(w)
+            return ops.convert_to_tensor(0)
+
+        ops.cond(ops.equal(step, self.rewind_step), capture,
+                 lambda: ops.convert_to_tensor(0))
+
+    def _global_threshold(self, step, sparsity):
+        """In-graph: the magnitude under which weights go, over all layers.
+
+        Computed by the first mask constraint that runs in a step (all
+        weights are updated by then) and shared by the others.
+        """
+        def compute():
+            scores = [
+                ops.reshape(
+                    ops.cast(ops.abs(item.variable) * ops.cast(pm.mask, item.variable.dtype), "float32"),
+                    (-1,),
+                )
+                for item, pm in zip(self.items, self.masks)
+            ]
+            flat = ops.sort(ops.concatenate(scores))
+            count = ops.cast(ops.round(sparsity * flat.shape[0]), "int32")
+            value = ops.where(
+                ops.greater(count, 0),
+                ops.take(flat, ops.maximum(count - 1, 0)),
+                -1.0,
+            )
+            self._threshold.assign(value)
+            self._threshold_step.assign(step)
+            return value
+
+        return ops.cond(
+            ops.not_equal(ops.convert_to_tensor(self._threshold_step), step),
+            compute,
+            lambda: ops.convert_to_tensor(self._threshold),
+        )
+
+    def _new_mask(self, item, pm, w, sparsity, step):
+        score = ops.abs(w) * ops.cast(pm.mask, w.dtype)
+        if self.scope == "global":
+            threshold = self._global_threshold(step, sparsity)
+            return self.granularity.threshold_mask(
+                ops.cast(score, "float32"), threshold, item.axis
+            )
+        return self.granularity.mask(score, sparsity, item.axis)
+
+    def sparsity_logs(self):
+        """`{log name: sparsity}` of every selected weight and in total."""
+        logs, zeros, total = {}, 0, 0
+        for item, pm in zip(self.items, self.masks):
+            value = pm.sparsity()
+            logs[log_name(item, self.items)] = value
+            size = int(ops.size(pm.mask))
+            zeros += round(value * size)
+            total += size
+        logs["sparsity"] = zeros / total if total else 0.0
+        return logs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.log_sparsity and logs is not None:
+            logs.update(self.sparsity_logs())
+
+    def on_train_end(self, logs=None):
+        for pm in self.masks:
+            pm.hook = None
+        if self.model is not None:
+            self.model.train_function = None
+        self._attached_to = None

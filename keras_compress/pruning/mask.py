@@ -1,0 +1,108 @@
+"""`PruningMask`: a weight constraint that holds the weight's mask."""
+
+import keras
+from keras import ops
+from keras.src.saving.keras_saveable import KerasSaveable
+
+
+@keras.saving.register_keras_serializable(package="keras_compress")
+class PruningMask(keras.constraints.Constraint, KerasSaveable):
+    """Constraint that keeps the pruned entries of a weight at zero.
+
+    Keras applies a variable's constraint right after every optimizer
+    update, inside the compiled train step, so a weight whose constraint is
+    a `PruningMask` stays exactly zero where its mask is zero, with no
+    wrapper layer. The mask is a non-trainable variable owned by the
+    constraint; it is saved with the model (`.keras`, `save_weights`,
+    `BackupAndRestore`) because the constraint sits in the layer's config
+    (`kernel_constraint` and friends) and carries its own variables.
+
+    The pruning callbacks attach, update and remove these constraints; users
+    rarely build one. A constraint the layer already had keeps running first.
+
+    Args:
+        constraint: the layer's own constraint, applied before the mask
+            (a constraint object, its name, or `None`).
+    """
+
+    def __init__(self, constraint=None):
+        self.constraint = keras.constraints.get(constraint)
+        self.mask = None
+        self.snapshot = None
+        # Set by pruning callbacks while they train: `hook(self, value)`
+        # returns the value to mask and may update `self.mask` in-graph.
+        self.hook = None
+
+    def _obj_type(self):
+        return "PruningMask"
+
+    def __reduce__(self):
+        # KerasSaveable pickles whole models; a constraint pickles its config.
+        return (type(self).from_config, (self.get_config(),))
+
+    def _new_variable(self, name, value, dtype):
+        return keras.Variable(
+            value,
+            dtype=dtype,
+            trainable=False,
+            name=name,
+            aggregation="only_first_replica",
+        )
+
+    def build(self, weight):
+        """Creates an all-ones mask shaped like `weight` (once)."""
+        if self.mask is None:
+            name = weight.path.replace("/", "_") + "_mask"
+            self.mask = self._new_variable(
+                name, ops.ones(weight.shape, weight.dtype), weight.dtype
+            )
+
+    def build_snapshot(self, weight):
+        """Creates the variable that remembers `weight` for rewinding."""
+        if self.snapshot is None:
+            name = weight.path.replace("/", "_") + "_snapshot"
+            self.snapshot = self._new_variable(name, weight.value, weight.dtype)
+
+    def __call__(self, w):
+        if self.constraint is not None:
+            w = self.constraint(w)
+        if self.mask is None:
+            return w
+        if self.hook is not None:
+            w, mask = self.hook(self, w)
+        else:
+            mask = self.mask
+        return w * ops.cast(mask, w.dtype)
+
+    def sparsity(self):
+        """Fraction of zeros in the mask (0.0 before it is built)."""
+        if self.mask is None:
+            return 0.0
+        mask = ops.convert_to_numpy(self.mask)
+        return float((mask == 0).mean())
+
+    def get_config(self):
+        return {"constraint": keras.constraints.serialize(self.constraint)}
+
+    def save_own_variables(self, store):
+        if self.mask is not None:
+            store["mask"] = ops.convert_to_numpy(self.mask)
+        if self.snapshot is not None:
+            store["snapshot"] = ops.convert_to_numpy(self.snapshot)
+
+    def load_own_variables(self, store):
+        for key in ("mask", "snapshot"):
+            if key not in store.keys():
+                continue
+            value = store[key][...]
+            current = getattr(self, key)
+            if current is None:
+                name = f"pruning_{key}"
+                setattr(self, key, self._new_variable(name, value, value.dtype))
+            elif tuple(current.shape) != tuple(value.shape):
+                raise ValueError(
+                    f"Expected a saved pruning {key} of shape "
+                    f"{tuple(current.shape)}. Received: shape {value.shape}"
+                )
+            else:
+                current.assign(value)

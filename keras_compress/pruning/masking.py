@@ -1,0 +1,118 @@
+"""Attach, read, set and remove pruning masks on a model's weights."""
+
+import contextlib
+
+import numpy as np
+from keras import ops
+
+from keras_compress.pruning.mask import PruningMask
+from keras_compress.pruning.selection import prunable_weights
+
+
+def strategy_scope(model):
+    """The model's distribution strategy scope (TensorFlow), else a no-op."""
+    strategy = getattr(model, "distribute_strategy", None)
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def attach(model, items):
+    """Gives each `PrunableWeight` in `items` a `PruningMask` constraint.
+
+    A weight that already has one (a loaded or resumed model) keeps it and
+    its mask. Returns the constraints, in the order of `items`.
+    """
+    masks = []
+    with strategy_scope(model):
+        for item in items:
+            pm = item.variable.constraint
+            if not isinstance(pm, PruningMask):
+                pm = PruningMask(pm)
+            pm.build(item.variable)
+            masks.append(pm)
+    for item, pm in zip(items, masks):
+        item.variable.constraint = pm
+        if item.constraint_attr is not None:
+            setattr(item.layer, item.constraint_attr, pm)
+    # A cached train step was traced without these constraints.
+    model.train_function = None
+    return masks
+
+
+def masked_weights(model):
+    """`(PrunableWeight, PruningMask)` for every masked weight of `model`."""
+    return [
+        (item, item.variable.constraint)
+        for item in prunable_weights(model)
+        if isinstance(item.variable.constraint, PruningMask)
+        and item.variable.constraint.mask is not None
+    ]
+
+
+def get_masks(model):
+    """Returns `{weight path: mask as a NumPy array}` of a pruned model."""
+    return {
+        item.variable.path: ops.convert_to_numpy(pm.mask)
+        for item, pm in masked_weights(model)
+    }
+
+
+def set_masks(model, masks):
+    """Prunes `model` with given masks and keeps them fixed in training.
+
+    Useful to train a known sparsity pattern from a new initialization (the
+    random re-initialization control of the lottery-ticket experiments).
+
+    Args:
+        model: a built Keras model.
+        masks: `{weight path: array}` as returned by `get_masks`; 0 marks a
+            pruned weight.
+
+    Returns:
+        The model, its weights multiplied by the masks.
+    """
+    items = {item.variable.path: item for item in prunable_weights(model)}
+    unknown = sorted(set(masks) - set(items))
+    if unknown:
+        raise ValueError(
+            f"Expected `masks` keys to be prunable weight paths of model "
+            f"'{model.name}' {sorted(items)}. Received unknown keys: {unknown}"
+        )
+    for path, value in masks.items():
+        shape = tuple(items[path].variable.shape)
+        if np.shape(value) != shape:
+            raise ValueError(
+                f"Expected the mask for '{path}' to have shape {shape}. "
+                f"Received: shape {np.shape(value)}"
+            )
+    chosen = [items[path] for path in masks]
+    for item, pm in zip(chosen, attach(model, chosen)):
+        value = np.asarray(masks[item.variable.path]) != 0
+        pm.mask.assign(value.astype(item.variable.dtype))
+        item.variable.assign(item.variable * pm.mask)
+    return model
+
+
+def strip_pruning(model):
+    """Removes every pruning mask from `model`, leaving exact zeros.
+
+    Each masked weight is multiplied by its mask one last time and gets
+    back the constraint it had before pruning, so the model is a plain
+    Keras model: it saves and loads without keras_compress and exports to
+    TFLite (`to_tflite(model, sparse=True)` stores the zeros compactly).
+    Changes `model` in place.
+
+    Returns:
+        The model.
+
+    Example:
+
+    >>> model.fit(x, y, callbacks=[MagnitudePruning(0.8)])  # doctest: +SKIP
+    >>> strip_pruning(model).save("sparse.keras")  # doctest: +SKIP
+    """
+    for item, pm in masked_weights(model):
+        item.variable.assign(item.variable * ops.cast(pm.mask, item.variable.dtype))
+        item.variable.constraint = pm.constraint
+        if item.constraint_attr is not None:
+            setattr(item.layer, item.constraint_attr, pm.constraint)
+    model.train_function = None
+    return model
