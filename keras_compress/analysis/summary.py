@@ -178,6 +178,9 @@ class Summary:
         rows: List of `LayerStats`, in model order.
         totals: A `LayerStats` named `"total"` summing the rows.
         file_bytes: Size of the `.tflite` in bytes; `None` for Keras.
+        gzip_bytes: Size of the `.tflite` compressed with gzip (level 9), the
+            size a sparse or clustered model takes in an app download or a
+            compressed flash image; `None` for Keras.
 
     Example:
 
@@ -194,6 +197,7 @@ class Summary:
     rows: list
     totals: LayerStats
     file_bytes: object = None
+    gzip_bytes: object = None
 
     def table(self):
         """Returns the statistics as an aligned text table."""
@@ -231,7 +235,10 @@ class Summary:
         title = f"Summary of {self.source} model {self.name!r}"
         if self.file_bytes is not None:
             title += (f" (file: {_human_bytes(self.file_bytes)}, "
-                      f"{self.file_bytes:,} bytes)")
+                      f"{self.file_bytes:,} bytes")
+            if self.gzip_bytes is not None:
+                title += f"; gzip: {_human_bytes(self.gzip_bytes)}"
+            title += ")"
         lines = [title, rule, fmt(header), rule]
         lines += [fmt(c) for c in body]
         lines += [rule, fmt(total)]
@@ -246,6 +253,7 @@ class Summary:
             "source": self.source,
             "name": self.name,
             "file_bytes": self.file_bytes,
+            "gzip_bytes": self.gzip_bytes,
             "rows": [r.to_dict() for r in self.rows],
             "totals": self.totals.to_dict(),
         }
@@ -278,6 +286,7 @@ class Summary:
             rows=[LayerStats.from_dict(r) for r in d["rows"]],
             totals=LayerStats.from_dict(d["totals"]),
             file_bytes=d.get("file_bytes"),
+            gzip_bytes=d.get("gzip_bytes"),
         )
 
     def to_json(self, path=None):

@@ -42,6 +42,7 @@ Conventions:
   sparse index metadata lives outside the buffers and is not counted.
 """
 
+import gzip
 import math
 import os
 
@@ -108,6 +109,7 @@ def summarize_tflite(obj):
         rows=rows,
         totals=make_total(rows, with_stored=True),
         file_bytes=len(data),
+        gzip_bytes=len(gzip.compress(data, compresslevel=9, mtime=0)),
     )
 
 

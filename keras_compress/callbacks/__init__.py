@@ -1,5 +1,6 @@
 """`model.fit` callbacks that compress a model while it trains."""
 
+from keras_compress.callbacks.lottery_ticket import LotteryTicket
 from keras_compress.callbacks.magnitude_pruning import MagnitudePruning
 
-__all__ = ["MagnitudePruning"]
+__all__ = ["LotteryTicket", "MagnitudePruning"]

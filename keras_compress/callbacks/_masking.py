@@ -86,6 +86,14 @@ class PruningCallback(keras.callbacks.Callback):
                 f"Expected a compiled model for {type(self).__name__}. "
                 f"Received: model '{model.name}' without an optimizer"
             )
+        if not model.built:
+            raise ValueError(
+                f"Expected a built model: {type(self).__name__} attaches masks "
+                "before the train step is traced, and model "
+                f"'{model.name}' has not created its weights yet. Call it "
+                "once on a batch (`model(x[:1])`) or `model.build(input_shape)`"
+                " before `fit`."
+            )
         items = select_weights(
             model, self.layers, self.skip_first, self.skip_last
         )
@@ -107,12 +115,12 @@ class PruningCallback(keras.callbacks.Callback):
             with masking.strategy_scope(model):
                 self._threshold = keras.Variable(
                     -1.0, trainable=False, name="pruning_threshold",
-                    aggregation="only_first_replica",
+                    synchronization="on_read", aggregation="only_first_replica",
                 )
                 self._threshold_step = keras.Variable(
                     -1, dtype="int32", trainable=False,
                     name="pruning_threshold_step",
-                    aggregation="only_first_replica",
+                    synchronization="on_read", aggregation="only_first_replica",
                 )
         for item, pm in zip(items, self.masks):
             pm.hook = self._make_hook(item)
@@ -147,27 +155,35 @@ class PruningCallback(keras.callbacks.Callback):
         ops.cond(ops.equal(step, self.rewind_step), capture,
                  lambda: ops.convert_to_tensor(0))
 
-    def _global_threshold(self, step, sparsity):
-        """In-graph: the magnitude under which weights go, over all layers.
+    def _threshold_value(self, sparsity):
+        """The magnitude under which weights go, over all selected weights."""
+        scores = [
+            ops.reshape(
+                ops.cast(
+                    ops.abs(item.variable)
+                    * ops.cast(pm.mask, item.variable.dtype),
+                    "float32",
+                ),
+                (-1,),
+            )
+            for item, pm in zip(self.items, self.masks)
+        ]
+        flat = ops.sort(ops.concatenate(scores))
+        count = ops.cast(ops.round(sparsity * flat.shape[0]), "int32")
+        return ops.where(
+            ops.greater(count, 0),
+            ops.take(flat, ops.maximum(count - 1, 0)),
+            -1.0,
+        )
 
-        Computed by the first mask constraint that runs in a step (all
-        weights are updated by then) and shared by the others.
+    def _global_threshold(self, step, sparsity):
+        """In-graph `_threshold_value`, computed once per step.
+
+        The first mask constraint that runs in a step computes it (all
+        weights are updated by then) and the others reuse it.
         """
         def compute():
-            scores = [
-                ops.reshape(
-                    ops.cast(ops.abs(item.variable) * ops.cast(pm.mask, item.variable.dtype), "float32"),
-                    (-1,),
-                )
-                for item, pm in zip(self.items, self.masks)
-            ]
-            flat = ops.sort(ops.concatenate(scores))
-            count = ops.cast(ops.round(sparsity * flat.shape[0]), "int32")
-            value = ops.where(
-                ops.greater(count, 0),
-                ops.take(flat, ops.maximum(count - 1, 0)),
-                -1.0,
-            )
+            value = self._threshold_value(sparsity)
             self._threshold.assign(value)
             self._threshold_step.assign(step)
             return value

@@ -34,7 +34,10 @@ class PruningMask(keras.constraints.Constraint, KerasSaveable):
         self.hook = None
 
     def _obj_type(self):
-        return "PruningMask"
+        # Keras's saver only knows a fixed list of object types (it uses the
+        # type to skip attributes while walking); "Feature", a plain object
+        # of keras.utils.FeatureSpace, skips none of ours.
+        return "Feature"
 
     def __reduce__(self):
         # KerasSaveable pickles whole models; a constraint pickles its config.
@@ -46,6 +49,10 @@ class PruningMask(keras.constraints.Constraint, KerasSaveable):
             dtype=dtype,
             trainable=False,
             name=name,
+            # Every replica computes the same mask from the same weights;
+            # on-read variables update their local copy without a
+            # cross-replica sync (which TensorFlow forbids inside a cond).
+            synchronization="on_read",
             aggregation="only_first_replica",
         )
 
@@ -61,7 +68,9 @@ class PruningMask(keras.constraints.Constraint, KerasSaveable):
         """Creates the variable that remembers `weight` for rewinding."""
         if self.snapshot is None:
             name = weight.path.replace("/", "_") + "_snapshot"
-            self.snapshot = self._new_variable(name, weight.value, weight.dtype)
+            # A copy: a variable made from another's value aliases it.
+            value = ops.convert_to_numpy(weight).copy()
+            self.snapshot = self._new_variable(name, value, weight.dtype)
 
     def __call__(self, w):
         if self.constraint is not None:

@@ -38,6 +38,11 @@ def attach(model, items):
     return masks
 
 
+def weight_key(item):
+    """`"<layer name>/<weight name>"`: names a weight across model copies."""
+    return f"{item.layer.name}/{item.variable.name}"
+
+
 def masked_weights(model):
     """`(PrunableWeight, PruningMask)` for every masked weight of `model`."""
     return [
@@ -49,9 +54,13 @@ def masked_weights(model):
 
 
 def get_masks(model):
-    """Returns `{weight path: mask as a NumPy array}` of a pruned model."""
+    """Returns `{"<layer>/<weight>": mask as a NumPy array}` of a model.
+
+    The keys name the same weight in a fresh copy of the model built from
+    the same code, so `set_masks(copy, get_masks(model))` works.
+    """
     return {
-        item.variable.path: ops.convert_to_numpy(pm.mask)
+        weight_key(item): ops.convert_to_numpy(pm.mask)
         for item, pm in masked_weights(model)
     }
 
@@ -64,17 +73,17 @@ def set_masks(model, masks):
 
     Args:
         model: a built Keras model.
-        masks: `{weight path: array}` as returned by `get_masks`; 0 marks a
-            pruned weight.
+        masks: `{"<layer>/<weight>": array}` as returned by `get_masks`; 0
+            marks a pruned weight.
 
     Returns:
         The model, its weights multiplied by the masks.
     """
-    items = {item.variable.path: item for item in prunable_weights(model)}
+    items = {weight_key(item): item for item in prunable_weights(model)}
     unknown = sorted(set(masks) - set(items))
     if unknown:
         raise ValueError(
-            f"Expected `masks` keys to be prunable weight paths of model "
+            f"Expected `masks` keys to name prunable weights of model "
             f"'{model.name}' {sorted(items)}. Received unknown keys: {unknown}"
         )
     for path, value in masks.items():
@@ -86,7 +95,7 @@ def set_masks(model, masks):
             )
     chosen = [items[path] for path in masks]
     for item, pm in zip(chosen, attach(model, chosen)):
-        value = np.asarray(masks[item.variable.path]) != 0
+        value = np.asarray(masks[weight_key(item)]) != 0
         pm.mask.assign(value.astype(item.variable.dtype))
         item.variable.assign(item.variable * pm.mask)
     return model
