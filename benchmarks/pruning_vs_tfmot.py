@@ -83,7 +83,7 @@ TASKS = {
                        "relu), Flatten, Dense(10) (logits)",
         "epochs": 40,
         "batch_size": 40,   # 100 steps per epoch
-        "learning_rate": 1e-3,
+        "learning_rate": 3e-3,
         "frequency": 100,
     },
     "digits": {
@@ -94,7 +94,7 @@ TASKS = {
                        "(logits)",
         "epochs": 40,
         "batch_size": 48,   # 30 steps per epoch (the last batch has 45)
-        "learning_rate": 1e-3,
+        "learning_rate": 3e-3,
         "frequency": 100,
     },
 }
@@ -389,7 +389,7 @@ def warm_up():
     x = np.random.default_rng(0).normal(size=(16, 40, 1)).astype("float32")
     y = np.arange(16, dtype="int32") % 10
     stream = tf.data.Dataset.from_tensor_slices((x, y)).batch(8).repeat()
-    cfg = {"learning_rate": 1e-3, "epochs": 1, "steps_per_epoch": 2,
+    cfg = {"learning_rate": 3e-3, "epochs": 1, "steps_per_epoch": 2,
            "end_step": 2, "frequency": 1}
     import keras
 

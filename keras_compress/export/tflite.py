@@ -47,7 +47,11 @@ def to_tflite(
             inputs and outputs, quantized inside).
         sparse: Store weights with at least one zero in TFLite's sparse
             format (`Optimize.EXPERIMENTAL_SPARSITY`): pruned models become
-            smaller files. Default False.
+            smaller files. Default False. Float32 sparse models run under
+            XNNPACK; with `quantize="int8"`, LiteRT 2.3's XNNPACK delegate
+            fails to prepare FULLY_CONNECTED ops whose int8 weights are
+            sparse, so such a file is verified with LiteRT's builtin kernels
+            and must be run with them (`LiteRTModel(data, kernels="builtin")`).
         batch_size: Batch dimension of the exported inputs: `None` (default,
             dynamic: any batch) or a fixed positive int (1 for a device;
             static shapes let XNNPACK and TFLite Micro take every op).
@@ -99,7 +103,8 @@ def to_tflite(
 
     data = _convert(model, specs, quantize, samples, int8_io, sparse)
     if verify:
-        _verify(model, data, specs, quantize, samples)
+        _verify(model, data, specs, quantize, samples,
+                kernels="builtin" if sparse and quantize == "int8" else "xnnpack")
     if path is not None:
         _io.write_atomic(path, data)
     return data
@@ -154,7 +159,7 @@ def _configure_and_convert(converter, model, quantize, samples, int8_io, sparse)
         ) from e
 
 
-def _verify(model, data, specs, quantize, samples):
+def _verify(model, data, specs, quantize, samples, kernels):
     from keras_compress.runtime.litert import LiteRTModel
 
     if samples:
@@ -164,4 +169,6 @@ def _verify(model, data, specs, quantize, samples):
         feed = _verify_outputs.random_inputs(specs)
     artifact = f"{quantize or 'float32'} TFLite"
     tolerance = 1e-3 if quantize is None else None
-    _verify_outputs.check_outputs(LiteRTModel(data), model, feed, artifact, tolerance)
+    _verify_outputs.check_outputs(
+        LiteRTModel(data, kernels=kernels), model, feed, artifact, tolerance
+    )

@@ -71,7 +71,11 @@ class LiteRTModel:
             )
             self._interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as e:
-            raise RuntimeError(f"LiteRT could not load the model: {e}") from e
+            hint = ""
+            if kernels == "xnnpack" and "XNNPack" in str(e):
+                hint = (" (XNNPACK refused an op; kernels='builtin' runs "
+                        "every op with LiteRT's own kernels)")
+            raise RuntimeError(f"LiteRT could not load the model: {e}{hint}") from e
         self._in = self._interpreter.get_input_details()
         self._out = self._interpreter.get_output_details()
         self.inputs = [_info(d) for d in self._in]
