@@ -421,3 +421,26 @@ def test_resume_with_backup_and_restore(digits, tmp_path):
     for key in expected:
         np.testing.assert_array_equal(resumed[key], expected[key])
         assert (resumed[key] == 0).mean() == pytest.approx(0.9, abs=0.02)
+
+
+def test_composes_with_the_layers_own_constraint(digits, tmp_path):
+    (x, y), _ = digits
+    keras.utils.set_random_seed(0)
+    model = _compile(keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Flatten(),
+        keras.layers.Dense(10, kernel_constraint="non_neg", name="dense")]))
+    params = analysis.summarize(model).totals.params
+    model.fit(x[:256], y[:256], epochs=2, verbose=0,
+              callbacks=[MagnitudePruning(ConstantSparsity(0.5, frequency=2))])
+    kernel = model.get_layer("dense").kernel.numpy()
+    assert kernel.min() >= 0 and zeros(model.get_layer("dense").kernel) >= 320
+    assert get_masks(model)["dense/kernel"].mean() == 0.5
+    # Masks are not layer weights: the parameter count is unchanged.
+    assert analysis.summarize(model).totals.params == params
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    inner = loaded.get_layer("dense").kernel_constraint.constraint
+    assert type(inner).__name__ == "NonNeg"
+    strip_pruning(loaded)
+    assert type(loaded.get_layer("dense").kernel_constraint).__name__ == "NonNeg"
