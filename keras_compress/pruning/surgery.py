@@ -72,7 +72,7 @@ def _choose(graph, scores, ratio, threshold, scope, min_channels, round_to):
         pool = sorted(
             ((scores[c], c, g.index) for g in groups for c in ranked[g.index]),
         )
-        total = sum(g.channels for g in groups)
+        total = len(pool)  # the channels the criterion scores
         for g in groups:
             remove[g.index] = []
         for _, c, index in pool[: int(round(ratio * total))]:
@@ -198,10 +198,22 @@ def prune_channels(
 
     def clone(layer):
         plan = plans.get(id(layer))
+        if isinstance(layer, keras.Model):
+            # A nested model: new inputs with the surviving channels, then
+            # the same cloning inside.
+            inputs = [
+                keras.Input(tuple(x.shape[1:-1]) + (int(keep.sum()),),
+                            dtype=x.dtype, name=x.name)
+                for x, keep in zip(layer.inputs, plan[0])
+            ]
+            if len(inputs) == 1:
+                inputs = inputs[0]
+            return keras.models.clone_model(
+                layer, input_tensors=inputs, clone_function=clone)
         out_keep = plan[1] if plan else None
         return layer.__class__.from_config(_config(layer, out_keep))
 
-    pruned = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    pruned = keras.models.clone_model(model, clone_function=clone)
     _copy_weights(model, pruned, plans)
     return pruned, ChannelReport.compare(model, pruned, graph, plans)
 

@@ -56,7 +56,8 @@ class APoZ(Criterion):
                 f"Expected model '{model.name}' to have ReLU outputs in its "
                 "top-level graph for APoZ. Received: none"
             )
-        probe = keras.Model(model.inputs, [t for _, t in probes])
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+        probe = keras.Model(inputs, [t for _, t in probes])
         zeros = [0.0] * len(probes)
         count = 0
         for x in batches(self.data, self.batch_size, self.max_samples, False):
