@@ -2,5 +2,6 @@
 
 from keras_compress.callbacks.lottery_ticket import LotteryTicket
 from keras_compress.callbacks.magnitude_pruning import MagnitudePruning
+from keras_compress.callbacks.network_slimming import NetworkSlimming
 
-__all__ = ["LotteryTicket", "MagnitudePruning"]
+__all__ = ["LotteryTicket", "MagnitudePruning", "NetworkSlimming"]

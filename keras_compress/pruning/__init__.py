@@ -27,6 +27,7 @@ from keras_compress.pruning.schedules import (
     PruningSchedule,
 )
 from keras_compress.pruning.selection import prunable_weights, select_weights
+from keras_compress.pruning.slimming import network_slimming
 from keras_compress.pruning.surgery import prune_channels
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "L1Norm",
     "L2Norm",
     "Taylor",
+    "network_slimming",
     "prune_channels",
     "ConstantSparsity",
     "PolynomialDecay",
