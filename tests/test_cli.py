@@ -75,7 +75,7 @@ def test_demo_end_to_end(tmp_path):
                  "digits_int8.tflite", "micro/digits.c", "micro/digits_report.json"):
         assert (out / name).is_file(), name
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert [r["runtime"] for r in rows].count("LiteRT+XNNPACK") == 5
+    assert [r["runtime"] for r in rows].count("LiteRT+XNNPACK") == 7
     by_name = {r["artifact"]: r for r in rows}
     # The pruning stage: a stripped 80%-sparse model and smaller sparse files.
     import keras
@@ -92,6 +92,14 @@ def test_demo_end_to_end(tmp_path):
         assert row["size_bytes"] < 0.75 * by_name[f"TFLite {label}"]["size_bytes"]
         assert 0.0 <= row["accuracy"] <= 1.0  # 3 epochs: accuracy is not the point
     assert np.isfinite(by_name["TFLite int8 pruned 80% sparse"]["latency_ms"])
+    # The structured stage: half the channels, a really smaller model.
+    smaller = keras.saving.load_model(out / "digits_cnn_channels.keras")
+    assert smaller.count_params() < 0.4 * keras.saving.load_model(
+        out / "digits_cnn.keras").count_params()
+    for label in ("float32", "int8"):
+        row = by_name[f"TFLite {label} 50% channels removed"]
+        assert row["mac_ratio"] > 3
+        assert row["size_bytes"] == (out / row["file"]).stat().st_size
     assert by_name["TFLM int8 bundle"]["arena_bytes"] > 0
     # Sizes in the table are the sizes of the files written.
     assert by_name["TFLite int8"]["size_bytes"] == (out / "digits_int8.tflite").stat().st_size
