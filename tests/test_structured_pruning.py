@@ -293,7 +293,7 @@ def test_apoz_finds_dead_channels(digits):
 
 class Subclassed(keras.Model):
     def __init__(self):
-        super().__init__()
+        super().__init__(name="subclassed")
         self.dense = L.Dense(4)
 
     def call(self, x):

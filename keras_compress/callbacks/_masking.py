@@ -104,7 +104,6 @@ class PruningCallback(keras.callbacks.Callback):
                 f"layer '{item.layer.name}' weight "
                 f"'{item.variable.path.split('/')[-1]}'",
             )
-        self._check(items)
         self.items = items
         self.masks = masking.attach(model, items)
         if self.rewind_step is not None:
@@ -125,9 +124,6 @@ class PruningCallback(keras.callbacks.Callback):
         for item, pm in zip(items, self.masks):
             pm.hook = self._make_hook(item)
         self._attached_to = model
-
-    def _check(self, items):
-        """Subclass validation of the selected weights."""
 
     def _make_hook(self, item):
         def hook(pm, w):
