@@ -39,7 +39,7 @@ with the numbers they rest on. Results go to
 
 Usage:
 
-    python benchmarks/lottery_ticket.py              # defaults, several minutes
+    python benchmarks/lottery_ticket.py              # defaults, ~10 min on 2 cores
     python benchmarks/lottery_ticket.py --quick      # smoke test, < 1 min, temp output
     python benchmarks/lottery_ticket.py --seeds 3 --epochs 80 --round-epochs 40
 """
@@ -48,6 +48,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -208,9 +209,8 @@ def compact_curve(curve):
     """Curve as parallel lists, rounded, for the JSON file."""
     return {
         "step": [c["step"] for c in curve],
-        "val_loss": [round(c["val_loss"], 5) for c in curve],
-        "val_acc": [round(c["val_acc"], 4) for c in curve],
-        "test_acc": [round(c["test_acc"], 4) for c in curve],
+        "val_loss": [round(c["val_loss"], 4) for c in curve],
+        "test_acc": [round(c["test_acc"], 3) for c in curve],
     }
 
 
@@ -473,6 +473,16 @@ def per_seed_table(rows, seeds):
     return "\n".join(lines)
 
 
+def to_json(result):
+    """Indented JSON with every list of numbers on one line (the curves)."""
+    text = json.dumps(result, indent=2)
+    return re.sub(
+        r"\[\s*(-?[\d.e+-]+(?:,\s*-?[\d.e+-]+)*)\s*\]",
+        lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]",
+        text,
+    ) + "\n"
+
+
 def machine_info():
     import importlib.metadata as metadata
 
@@ -618,7 +628,7 @@ def main(argv=None):
         "sanity": sanity,
         "seeds": seed_results,
     }
-    _io.write_atomic(args.output, json.dumps(result, indent=2) + "\n")
+    _io.write_atomic(args.output, to_json(result))
     log(f"\nWrote {args.output} ({elapsed:.0f} s)")
     return result
 

@@ -63,10 +63,31 @@ def test_late_rewinding_returns_to_step_k(digits):
     masks = get_masks(model)
     for key, value in kernels(model).items():
         np.testing.assert_allclose(value, after_5[key] * masks[key], atol=1e-7)
-    # Momenta were reset with the rewind.
+    # The optimizer restarts as at step 5: momenta zero, step count 5.
     slots = [v for v in model.optimizer.variables
              if v is not model.optimizer.iterations and "learning_rate" not in v.name]
     assert all(not np.any(v.numpy()) for v in slots)
+    assert int(model.optimizer.iterations) == 5
+
+
+def test_rewind_to_init_restarts_the_optimizer(digits):
+    """After a rewind to step 0, the next update equals a fresh optimizer's
+    first update from the same weights (Adam's bias correction included)."""
+    from keras_compress.pruning import set_masks
+
+    (x, y), _ = digits
+    x, y = x[:128], y[:128]  # 2 steps per epoch
+    model = mlp()
+    model.fit(x, y, epochs=1, batch_size=64, shuffle=False, verbose=0,
+              callbacks=[LotteryTicket(epochs_per_round=1, rounds=1)])
+    assert int(model.optimizer.iterations) == 0
+    fresh = mlp()
+    fresh.set_weights(model.get_weights())
+    set_masks(fresh, get_masks(model))
+    for m in (model, fresh):
+        m.fit(x[:64], y[:64], epochs=1, batch_size=64, verbose=0)
+    for key, value in kernels(model).items():
+        np.testing.assert_allclose(value, kernels(fresh)[key], atol=1e-6)
 
 
 def test_ticket_trains_after_last_round(digits):

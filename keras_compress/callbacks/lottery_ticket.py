@@ -21,7 +21,9 @@ class LotteryTicket(PruningCallback):
     weights.
 
     Only the pruned weights (kernels) are rewound; biases and normalization
-    parameters keep training. Masks, the rewind snapshot and the round
+    parameters keep training. Pruning and rewinding happen in this
+    callback's `on_epoch_end`: callbacks listed before it see the trained
+    weights of a round, callbacks after it the rewound ones. Masks, the rewind snapshot and the round
     (derived from the epoch) are saved with the model, so the search resumes
     under `keras.callbacks.BackupAndRestore`.
 
@@ -38,8 +40,11 @@ class LotteryTicket(PruningCallback):
         layers: which layers to prune, as in `MagnitudePruning`.
         skip_first: leave the first prunable layer dense.
         skip_last: leave the last prunable layer dense.
-        reset_optimizer: zero the optimizer's state (momenta) at each
-            rewind, as when training starts anew. Defaults to True.
+        reset_optimizer: at each rewind, restart the optimizer as it was
+            at `rewind_step`: its step count (`iterations`, which
+            learning-rate schedules and Adam's bias correction read) is set
+            to `rewind_step` and its slot variables (momenta) are zeroed.
+            With `rewind_step=0` this is a fresh optimizer. Defaults to True.
         log_sparsity: add `sparsity` and `sparsity/<layer>` to the epoch
             logs. Defaults to True.
 
@@ -139,6 +144,9 @@ class LotteryTicket(PruningCallback):
         if self.reset_optimizer:
             optimizer = self.model.optimizer
             for variable in optimizer.variables:
-                if variable is optimizer.iterations or "learning_rate" in variable.name:
-                    continue
-                variable.assign(ops.zeros_like(variable))
+                if variable is optimizer.iterations:
+                    # Steps after this one are > rewind_step, so the
+                    # snapshot is not taken again.
+                    variable.assign(self.rewind_step)
+                elif "learning_rate" not in variable.name:
+                    variable.assign(ops.zeros_like(variable))
