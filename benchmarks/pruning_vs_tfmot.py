@@ -21,7 +21,7 @@ as one pre-shuffled `tf.data` stream. The repeats use different seeds, and
 the arms are interleaved inside each repeat (in a rotating order) so machine
 noise hits all of them alike.
 
-Measured per run: test accuracy (Keras/tf_keras `predict`), the exact share
+Measured per run: test accuracy (of the stripped model), the exact share
 of zeros in the pruned kernels, the size of the float32 TFLite file (pruned
 arms with `Optimize.EXPERIMENTAL_SPARSITY`), of that file gzipped (level 9)
 and of the constants it stores, and the training wall time: building the
@@ -37,7 +37,7 @@ to `benchmarks/results/pruning_vs_tfmot.json`. Needs the `bench` extra
 
 Usage:
 
-    python benchmarks/pruning_vs_tfmot.py               # defaults, ~20 min on 2 cores
+    python benchmarks/pruning_vs_tfmot.py               # defaults, ~12 min on 2 quiet cores
     python benchmarks/pruning_vs_tfmot.py --quick       # smoke test, < 90 s, temp output
     python benchmarks/pruning_vs_tfmot.py --repeats 5 --tasks mnist1d
 """
@@ -295,7 +295,7 @@ def kernel_zeros(model):
         kernel = getattr(layer, "kernel", None)
         if kernel is None:
             continue
-        values = np.asarray(kernel.numpy() if hasattr(kernel, "numpy") else kernel)
+        values = np.asarray(kernel)
         layers.append({"layer": layer.name, "size": int(values.size),
                        "zeros": int(np.count_nonzero(values == 0))})
     return layers
@@ -384,6 +384,7 @@ def run_arm(arm, sparsity, task, data, weights, stream, cfg, seed):
 def warm_up():
     """One untimed mini-fit per framework and pruning toolkit, so process-wide
     first-use costs are not charged to whichever arm happens to run first."""
+    import keras
     import tensorflow as tf
 
     x = np.random.default_rng(0).normal(size=(16, 40, 1)).astype("float32")
@@ -391,8 +392,6 @@ def warm_up():
     stream = tf.data.Dataset.from_tensor_slices((x, y)).batch(8).repeat()
     cfg = {"learning_rate": 3e-3, "epochs": 1, "steps_per_epoch": 2,
            "end_step": 2, "frequency": 1}
-    import keras
-
     weights = build_model(keras, "mnist1d", (40, 1)).get_weights()
     train_ours("mnist1d", (40, 1), weights, stream, cfg, 0.5)
     train_tfmot("mnist1d", (40, 1), weights, stream, cfg, 0.5)
@@ -681,7 +680,13 @@ def main(argv=None):
         print(text, flush=True)
 
     check_peer()
+    import tensorflow as tf
+
     from keras_compress import _io
+
+    # `to_tflite` verifies each export with `model.predict`, a new function
+    # per model, which makes TensorFlow warn about retracing on every run.
+    tf.get_logger().setLevel("ERROR")
 
     steps = len(args.tasks) + 2
     log(f"[1/{steps}] Warm-up (untimed)")
@@ -694,6 +699,9 @@ def main(argv=None):
 
     targets = evaluate_targets(tasks)
     elapsed = time.perf_counter() - start
+    # Other jobs on the machine skew the times; the load at both ends says how much.
+    if hasattr(os, "getloadavg"):
+        info["load_average_at_end"] = list(os.getloadavg())
     log(f"[{steps}/{steps}] Results (medians over {args.repeats} repeat(s))")
     for task in tasks.values():
         log(f"\n### {task['title']} ({task['params']:,} parameters, "
@@ -724,7 +732,7 @@ def main(argv=None):
                       "warm-up fit per framework first; medians over repeats; "
                       "arms interleaved in a rotating order per repeat",
             "accuracy": "test accuracy of the stripped Keras / tf_keras model "
-                        "(predict + argmax); median over repeats",
+                        "(model(x_test, training=False) + argmax); median over repeats",
             "sizes": "float32 TFLite: ours with keras_compress.export.to_tflite("
                      "model, sparse=True) (unpruned: sparse=False); tf_keras "
                      "models with TFLiteConverter.from_keras_model and "

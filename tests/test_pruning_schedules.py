@@ -27,9 +27,12 @@ def test_constant_sparsity_values_and_update_steps():
         s for s in range(0, 60) if bool(schedule.due(keras.ops.convert_to_tensor(s)))
     ]
     assert tensor_due == due
-    # begin_step 0 prunes after the first update; no end means forever.
+    # The grid starts at begin_step (step 0 never happens, as in tfmot);
+    # no end means forever.
     forever = ConstantSparsity(0.5, frequency=100)
-    assert [s for s in range(0, 302) if forever.due(s)] == [1, 101, 201, 301]
+    assert [s for s in range(0, 302) if forever.due(s)] == [100, 200, 300]
+    gradual = PolynomialDecay(0.0, 0.9, begin_step=0, end_step=250, frequency=100)
+    assert [s for s in range(0, 400) if gradual.due(s)] == [100, 200, 250]
 
 
 @pytest.mark.parametrize(

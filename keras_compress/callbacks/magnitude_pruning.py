@@ -32,7 +32,8 @@ class MagnitudePruning(PruningCallback):
     Args:
         schedule: a `PruningSchedule` (`ConstantSparsity`,
             `PolynomialDecay`) or a sparsity in [0, 1), meaning
-            `ConstantSparsity(sparsity)`.
+            `ConstantSparsity(sparsity, begin_step=1)`: pruned after the
+            first step, then trained with that sparsity.
         granularity: `"unstructured"` (default) or `"N:M"` such as `"2:4"`:
             every group of M consecutive weights along the input axis keeps
             N (the input dimension must be a multiple of M, and the

@@ -41,9 +41,11 @@ class PruningSchedule:
     is the state right after the `s`-th update (`optimizer.iterations` once
     the update is done), so step 1 is the first batch.
 
-    Masks are recomputed at step `max(begin_step, 1)`, then every `frequency`
-    steps while `step <= end_step`, and always at `end_step`, so training
-    for `end_step` steps reaches the final sparsity exactly.
+    Masks are recomputed at the steps `begin_step + k * frequency` (k >= 0;
+    step 0 never happens, so with `begin_step=0` the first update comes
+    after `frequency` steps, as in tfmot) while `step <= end_step`, and
+    always at `end_step`, so training for `end_step` steps reaches the final
+    sparsity exactly.
 
     Subclasses implement `sparsity(step, xp)`, written once against the
     NumPy-compatible namespace `xp` (NumPy for Python numbers, `keras.ops`
@@ -85,16 +87,16 @@ class PruningSchedule:
 
     def due(self, step):
         """Whether masks are recomputed at `step` (bool, or bool tensor)."""
-        first = max(self.begin_step, 1)
+        begin = self.begin_step
         if isinstance(step, numbers.Number):
             step = int(step)
             end = self.end_step if self.end_step != -1 else step
-            return first <= step <= end and (
-                (step - first) % self.frequency == 0 or step == self.end_step
+            return 1 <= step and begin <= step <= end and (
+                (step - begin) % self.frequency == 0 or step == self.end_step
             )
         step_t = ops.cast(step, "int32")
-        on_grid = ops.equal(ops.mod(step_t - first, self.frequency), 0)
-        result = ops.greater_equal(step_t, first)
+        on_grid = ops.equal(ops.mod(step_t - begin, self.frequency), 0)
+        result = ops.greater_equal(step_t, max(begin, 1))
         if self.end_step == -1:
             result = ops.logical_and(result, on_grid)
         else:
@@ -128,8 +130,8 @@ class ConstantSparsity(PruningSchedule):
     """Prunes to one sparsity at every update from `begin_step` on.
 
     With the default `begin_step=0` the model is pruned after its first
-    batch and then trained with the mask held fixed (one-shot pruning plus
-    fine-tuning).
+    `frequency` steps and then trained with the mask held fixed (one-shot
+    pruning plus fine-tuning).
 
     Args:
         target_sparsity: fraction of weights set to zero, in [0, 1).
@@ -254,7 +256,8 @@ def get(identifier):
     if isinstance(identifier, PruningSchedule):
         return identifier
     if isinstance(identifier, numbers.Real) and not isinstance(identifier, bool):
-        return ConstantSparsity(identifier)
+        # A bare sparsity prunes at once (after the first step).
+        return ConstantSparsity(identifier, begin_step=1)
     if isinstance(identifier, dict):
         obj = keras.saving.deserialize_keras_object(identifier)
         if isinstance(obj, PruningSchedule):
