@@ -29,7 +29,9 @@ def network_slimming(
     criterion=BatchNormScale())`) and fine-tunes the smaller model for
     `finetune_epochs` without the penalty. Several passes slim further
     (the paper's multi-pass scheme). The model must be compiled; the pruned
-    models are compiled the same way (a fresh optimizer).
+    models are compiled from its compile config, so a fresh optimizer (and
+    a learning-rate schedule restarting from its start) fine-tunes them;
+    pass `finetune_epochs=0` and fine-tune yourself for another schedule.
 
     Args:
         model: a compiled Functional or Sequential model with BatchNorms.
@@ -67,7 +69,8 @@ def network_slimming(
     reports = []
     for _ in range(passes):
         slimming = NetworkSlimming(penalty, proximal=proximal)
-        model.fit(x, y, epochs=epochs, callbacks=callbacks + [slimming], **fit_kwargs)
+        # NetworkSlimming first, so the user's callbacks see its logs.
+        model.fit(x, y, epochs=epochs, callbacks=[slimming] + callbacks, **fit_kwargs)
         pruned, report = prune_channels(
             model, ratio=ratio, scope="global", criterion=BatchNormScale(),
             min_channels=min_channels, round_to=round_to,
