@@ -272,13 +272,14 @@ def kept_channels(model, pruned, n):
     """Per BatchNorm, the indices of `model`'s channels that `pruned` kept.
 
     `prune_channels` copies the surviving BatchNorm weights in order, so the
-    kept channels are found by matching (gamma, beta, mean, variance) rows
-    as an ordered subsequence.
+    kept channels are found by matching (gamma, beta, variance) rows as an
+    ordered subsequence (the moving mean may change: `prune_channels` folds
+    removed channels' constant outputs into it).
     """
     kept = []
     for i in range(n):
-        old = np.stack(model.get_layer(f"bn{i}").get_weights(), axis=1)
-        new = np.stack(pruned.get_layer(f"bn{i}").get_weights(), axis=1)
+        old = np.stack(model.get_layer(f"bn{i}").get_weights(), axis=1)[:, [0, 1, 3]]
+        new = np.stack(pruned.get_layer(f"bn{i}").get_weights(), axis=1)[:, [0, 1, 3]]
         indices, j = [], 0
         for k, row in enumerate(old):
             if j < len(new) and np.array_equal(row, new[j]):

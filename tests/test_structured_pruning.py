@@ -336,3 +336,40 @@ def test_subclassed_model_is_refused():
         prune_channels(model, ratio=0.5)
     with pytest.raises(TypeError, match="keras.Model"):
         DependencyGraph("model.keras")
+
+
+@pytest.mark.parametrize("kind", ["conv", "mlp"])
+def test_compensation_folds_constant_channels(kind):
+    """Channels with BN scale 0 output a constant (ReLU of the offset); the
+    pruned model keeps it in the next bias or BN mean and stays exact."""
+    keras.utils.set_random_seed(0)
+    if kind == "conv":
+        inputs = keras.Input((8, 8, 3))
+        x = L.Conv2D(8, 3, use_bias=False, name="c1")(inputs)  # valid padding
+        x = L.ReLU()(L.BatchNormalization(name="bn1")(x))
+        x = L.Conv2D(6, 1, use_bias=False, name="c2")(x)  # folds into bn2
+        x = L.ReLU()(L.BatchNormalization(name="bn2")(x))
+        x = L.Dense(4, name="d")(x)  # a biased consumer on the way
+        x = L.GlobalAveragePooling2D()(x)
+    else:
+        inputs = keras.Input((12,))
+        x = L.Dense(8, name="c1")(inputs)
+        x = L.ReLU()(L.BatchNormalization(name="bn1")(x))
+        x = L.Dense(6, name="c2")(x)  # folds into its bias
+        x = L.ReLU()(L.BatchNormalization(name="bn2")(x))
+    model = keras.Model(inputs, L.Dense(5, name="out")(x))
+    _randomize(model)
+    gamma, beta, mean, var = model.get_layer("bn1").get_weights()
+    gamma[:4] = 0.0
+    beta[:4] = [0.5, -0.3, 0.8, 0.2]  # two survive the ReLU as constants
+    model.get_layer("bn1").set_weights([gamma, beta, mean, var])
+    x = np.random.default_rng(3).random((6,) + model.input_shape[1:]).astype("float32")
+    expected = model.predict(x, verbose=0)
+
+    pruned, report = prune_channels(model, threshold=1e-9, criterion=BatchNormScale())
+    plain, _ = prune_channels(model, threshold=1e-9, criterion=BatchNormScale(),
+                              compensate=False)
+
+    assert report.layers[0]["channels_after"] == 4
+    np.testing.assert_allclose(pruned.predict(x, verbose=0), expected, atol=1e-5)
+    assert np.abs(plain.predict(x, verbose=0) - expected).max() > 1e-4

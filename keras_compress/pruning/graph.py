@@ -148,6 +148,10 @@ class DependencyGraph:
         self._layers = {}
         self._order = []
         self.kept_whole = set()  # ids of layers whose weights stay as they are
+        # Every layer call in order: (layer, input tensor ids, output tensor
+        # ids); layer None passes tensors into or out of a nested model.
+        self.calls = []
+        self.tensor_labels = {}
         inputs = [self._fresh(_channels(x), f"model input '{x.name}'")
                   for x in _functional(model).inputs]
         outputs = self._walk(model, inputs)
@@ -176,9 +180,20 @@ class DependencyGraph:
                 if not node.operation or node.is_input:
                     continue
                 ins = [labels[id(x)] for x in node.input_tensors]
-                outs = self._visit(node.operation, ins, node)
+                layer = node.operation
+                in_ids = [id(x) for x in node.input_tensors]
+                out_ids = [id(x) for x in node.outputs]
+                nested = _functional(layer) if isinstance(layer, keras.Model) else None
+                if nested is not None:
+                    self.calls.append((None, in_ids, [id(x) for x in nested.inputs]))
+                outs = self._visit(layer, ins, node)
+                if nested is not None:
+                    self.calls.append((None, [id(x) for x in nested.outputs], out_ids))
+                else:
+                    self.calls.append((layer, in_ids, out_ids))
                 for x, out in zip(node.outputs, outs):
                     labels[id(x)] = out
+                    self.tensor_labels[id(x)] = out
         return [labels[id(x)] for x in functional.outputs]
 
     def _record(self, layer, ins, out):

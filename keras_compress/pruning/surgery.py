@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from keras_compress.pruning.channel_report import ChannelReport
+from keras_compress.pruning.compensation import fold_removed
 from keras_compress.pruning.criteria import L1Norm
 from keras_compress.pruning.criteria.base import Criterion
 from keras_compress.pruning.graph import DEPTHWISE, PRODUCERS, DependencyGraph
@@ -107,9 +108,18 @@ def _keep(graph, labels, removed):
     return np.array([graph.class_of(l) not in removed for l in labels], bool)
 
 
-def _slice_weights(layer, ins_keep, out_keep):
+def _weights(layer, change):
+    """The layer's weights as arrays, with a compensation change applied."""
+    weights = [np.array(keras.ops.convert_to_numpy(w)) for w in layer.weights]
+    for key, delta in (change or {}).items():
+        names = [w.name for w in layer.weights]
+        index = names.index(key)
+        weights[index] = (weights[index] + delta).astype(weights[index].dtype)
+    return weights
+
+
+def _slice_weights(layer, ins_keep, out_keep, weights):
     """The layer's weights with removed input and output channels dropped."""
-    weights = [keras.ops.convert_to_numpy(w) for w in layer.weights]
     if not weights:
         return []
     in_keep = ins_keep[0] if ins_keep else None
@@ -149,6 +159,7 @@ def prune_channels(
     scope="layer",
     min_channels=None,
     round_to=1,
+    compensate=True,
 ):
     """Removes the least important channels; returns a smaller model.
 
@@ -172,6 +183,12 @@ def prune_channels(
             default pruning that would empty a layer is an error.
         round_to: round the channels kept up to a multiple of this (8 suits
             fast kernels). Defaults to 1.
+        compensate: fold the expected output of each removed channel (its
+            BatchNorm offset through the activation, ...) into the bias of
+            the layers that read it, or into the moving mean of the
+            BatchNorm after a bias-free one. Exact for channels whose BN
+            scale is zero (network slimming); a first-order estimate
+            otherwise. Defaults to True.
 
     Returns:
         `(pruned_model, report)`: the new model and a `ChannelReport` of
@@ -214,21 +231,23 @@ def prune_channels(
         return layer.__class__.from_config(_config(layer, out_keep))
 
     pruned = keras.models.clone_model(model, clone_function=clone)
-    _copy_weights(model, pruned, plans)
+    changes = fold_removed(graph, removed) if compensate else {}
+    _copy_weights(model, pruned, plans, changes)
     return pruned, ChannelReport.compare(model, pruned, graph, plans)
 
 
-def _copy_weights(old_model, new_model, plans):
+def _copy_weights(old_model, new_model, plans, changes):
     for old in old_model.layers:
         if not old.weights:
             continue
         new = new_model.get_layer(old.name)
         if isinstance(old, keras.Model):
-            _copy_weights(old, new, plans)
+            _copy_weights(old, new, plans, changes)
             continue
+        weights = _weights(old, changes.get(id(old)))
         plan = plans.get(id(old))
         if plan is None:
-            new.set_weights(old.get_weights())
+            new.set_weights(weights)
             continue
         ins_keep, out_keep = plan
-        new.set_weights(_slice_weights(old, ins_keep, out_keep))
+        new.set_weights(_slice_weights(old, ins_keep, out_keep, weights))
