@@ -102,8 +102,12 @@ def fold_removed(graph, removed):
                 gone = np.array([graph.class_of(l) in removed for l in labels])
                 folded = np.where(gone, ins[0], np.nan)
                 if np.isfinite(folded).any():
-                    delta = _contribution(layer, folded)
-                    _record(changes, layer, delta, out_ids, readers)
+                    try:
+                        delta = _contribution(layer, folded)
+                    except Exception:  # an unusual kernel layout: no fold
+                        delta = None
+                    if delta is not None and np.all(np.isfinite(delta)):
+                        _record(changes, layer, delta, out_ids, readers)
             values[out_ids[0]] = np.full(out_width, np.nan)
             continue
         try:

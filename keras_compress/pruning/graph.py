@@ -175,6 +175,7 @@ class DependencyGraph:
     def _walk(self, model, input_labels):
         functional = _functional(model)
         labels = {id(x): l for x, l in zip(functional.inputs, input_labels)}
+        self.tensor_labels.update(labels)
         for depth in sorted(functional._nodes_by_depth, reverse=True):
             for node in functional._nodes_by_depth[depth]:
                 if not node.operation or node.is_input:
