@@ -1,7 +1,6 @@
 """MagnitudePruning and the mask helpers, on real training."""
 
 import csv
-import os
 
 import keras
 import numpy as np

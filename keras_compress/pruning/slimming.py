@@ -1,7 +1,5 @@
 """`network_slimming`: slim, prune and fine-tune in passes."""
 
-import keras
-
 from keras_compress.pruning.criteria import BatchNormScale
 from keras_compress.pruning.graph import check_graph_model
 from keras_compress.pruning.surgery import prune_channels
