@@ -26,7 +26,6 @@ Usage:
 import argparse
 import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -37,6 +36,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from keras_compress.demo import EPOCHS as DEMO_EPOCHS  # noqa: E402
+
+from _machine import machine_info  # noqa: E402  (benchmarks/ is on sys.path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUTPUT = os.path.join(HERE, "results", "export_formats.json")
@@ -309,49 +310,10 @@ def breakdown_table(rows):
     return "\n".join(out)
 
 
-def machine_info():
-    import importlib.metadata as metadata
-
-    def version(dist):
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": usable,
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
-        "numpy": version("numpy"),
-        "tensorflow": version("tensorflow"),
-        "keras": version("keras"),
-        "ai_edge_litert": version("ai-edge-litert"),
-    }
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
-    info = machine_info()
+    info = machine_info("ai-edge-litert")
 
     def log(text):
         print(text, flush=True)

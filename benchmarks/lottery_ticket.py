@@ -47,7 +47,6 @@ Usage:
 import argparse
 import json
 import os
-import platform
 import re
 import shlex
 import sys
@@ -57,6 +56,8 @@ from datetime import datetime, timezone
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+
+from _machine import machine_info  # noqa: E402  (benchmarks/ is on sys.path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUTPUT = os.path.join(HERE, "results", "lottery_ticket.json")
@@ -483,49 +484,10 @@ def to_json(result):
     ) + "\n"
 
 
-def machine_info():
-    import importlib.metadata as metadata
-
-    def version(dist):
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": usable,
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
-        "numpy": version("numpy"),
-        "tensorflow": version("tensorflow"),
-        "keras": version("keras"),
-        "mnist1d": version("mnist1d"),
-    }
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
-    info = machine_info()
+    info = machine_info("mnist1d")
 
     def log(text):
         print(text, flush=True)

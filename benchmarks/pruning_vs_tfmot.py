@@ -48,7 +48,6 @@ import gzip
 import json
 import math
 import os
-import platform
 import shlex
 import sys
 import time
@@ -57,6 +56,8 @@ from datetime import datetime, timezone
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+
+from _machine import machine_info  # noqa: E402  (benchmarks/ is on sys.path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUTPUT = os.path.join(HERE, "results", "pruning_vs_tfmot.json")
@@ -621,46 +622,6 @@ def target_lines(targets):
 # ---------------------------------------------------------------------------
 
 
-def machine_info():
-    import importlib.metadata as metadata
-
-    def version(dist):
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": usable,
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
-        "numpy": version("numpy"),
-        "tensorflow": version("tensorflow"),
-        "keras": version("keras"),
-        "tf_keras": version("tf_keras"),
-        "tensorflow_model_optimization": version("tensorflow-model-optimization"),
-    }
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
 def check_peer():
     """Imports tf_keras and tfmot, or exits with a clear message."""
     try:
@@ -674,7 +635,7 @@ def check_peer():
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
-    info = machine_info()
+    info = machine_info("tf_keras", "tensorflow-model-optimization")
 
     def log(text):
         print(text, flush=True)
