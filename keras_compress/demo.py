@@ -78,7 +78,7 @@ def run(out_dir="demo_out", epochs=EPOCHS, log=print):
         The list of result rows (one dict per artifact).
     """
     from keras_compress import export
-    from keras_compress.runtime import LiteRTModel, MicroModel
+    from keras_compress.runtime import MicroModel
 
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"Expected `epochs` to be a positive int. Received: epochs={epochs!r}")
@@ -103,20 +103,10 @@ def run(out_dir="demo_out", epochs=EPOCHS, log=print):
     ]
     for label, mode in variants:
         stage(f"Exporting {label} TFLite and running it in LiteRT (XNNPACK)")
-        file = f"digits_{label.replace('-', '_')}.tflite"
-        data = export.to_tflite(
-            model, os.path.join(out_dir, file), quantize=mode,
-            representative_data=calibration if mode == "int8" else None,
-            batch_size=1,
-        )
-        runner = LiteRTModel(data, num_threads=1)
-        rows.append({
-            "artifact": f"TFLite {label}", "runtime": "LiteRT+XNNPACK",
-            "accuracy": runner.evaluate(x_test, y_test),
-            "size_bytes": len(data),
-            "latency_ms": _median_latency(runner),
-            "arena_bytes": None, "file": file,
-        })
+        rows.append(_tflite_row(
+            model, f"TFLite {label}", f"digits_{label.replace('-', '_')}.tflite",
+            mode, calibration, out_dir, x_test, y_test,
+        ))
 
     stage(f"Pruning a copy to {PRUNE_SPARSITY:.0%} while fine-tuning, exporting sparse TFLite")
     rows += _pruning_rows(model, x_train, y_train, x_test, y_test, calibration,
@@ -163,10 +153,8 @@ def _pruning_rows(model, x_train, y_train, x_test, y_test, calibration,
     """Fine-tunes a copy of `model` with MagnitudePruning; sparse exports."""
     import keras
 
-    from keras_compress import export
     from keras_compress.callbacks import MagnitudePruning
     from keras_compress.pruning import PolynomialDecay, strip_pruning
-    from keras_compress.runtime import LiteRTModel
 
     pruned = keras.models.clone_model(model)
     pruned.set_weights(model.get_weights())
@@ -181,26 +169,12 @@ def _pruning_rows(model, x_train, y_train, x_test, y_test, calibration,
                callbacks=[MagnitudePruning(schedule)])
     strip_pruning(pruned)
     pruned.save(os.path.join(out_dir, "digits_cnn_pruned.keras"))
-    rows = []
-    for label, mode in (("float32", None), ("int8", "int8")):
-        file = f"digits_pruned_{label}_sparse.tflite"
-        data = export.to_tflite(
-            pruned, os.path.join(out_dir, file), quantize=mode, sparse=True,
-            representative_data=calibration if mode == "int8" else None,
-            batch_size=1,
-        )
-        # XNNPACK cannot prepare sparse int8 FULLY_CONNECTED weights.
-        kernels = "builtin" if mode == "int8" else "xnnpack"
-        runner = LiteRTModel(data, num_threads=1, kernels=kernels)
-        rows.append({
-            "artifact": f"TFLite {label} pruned {PRUNE_SPARSITY:.0%} sparse",
-            "runtime": "LiteRT builtin" if mode == "int8" else "LiteRT+XNNPACK",
-            "accuracy": runner.evaluate(x_test, y_test),
-            "size_bytes": len(data),
-            "latency_ms": _median_latency(runner),
-            "arena_bytes": None, "file": file,
-        })
-    return rows
+    return [
+        _tflite_row(pruned, f"TFLite {label} pruned {PRUNE_SPARSITY:.0%} sparse",
+                    f"digits_pruned_{label}_sparse.tflite", mode, calibration,
+                    out_dir, x_test, y_test, sparse=True)
+        for label, mode in (("float32", None), ("int8", "int8"))
+    ]
 
 
 def _channel_rows(model, x_train, y_train, x_test, y_test, calibration,
@@ -208,34 +182,47 @@ def _channel_rows(model, x_train, y_train, x_test, y_test, calibration,
     """Structured pruning: a model with half the channels, fine-tuned."""
     import keras
 
-    from keras_compress import export
     from keras_compress.pruning import L1Norm, prune_channels
-    from keras_compress.runtime import LiteRTModel
 
     smaller, report = prune_channels(model, ratio=CHANNEL_RATIO, criterion=L1Norm())
     smaller.compile(optimizer=keras.optimizers.Adam(1e-3),
                     loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     smaller.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0)
     smaller.save(os.path.join(out_dir, "digits_cnn_channels.keras"))
-    rows = []
-    for label, mode in (("float32", None), ("int8", "int8")):
-        file = f"digits_channels_{label}.tflite"
-        data = export.to_tflite(
-            smaller, os.path.join(out_dir, file), quantize=mode,
-            representative_data=calibration if mode == "int8" else None,
-            batch_size=1,
-        )
-        runner = LiteRTModel(data, num_threads=1)
-        rows.append({
-            "artifact": f"TFLite {label} {CHANNEL_RATIO:.0%} channels removed",
-            "runtime": "LiteRT+XNNPACK",
-            "accuracy": runner.evaluate(x_test, y_test),
-            "size_bytes": len(data),
-            "latency_ms": _median_latency(runner),
-            "arena_bytes": None, "file": file,
-            "mac_ratio": report.mac_ratio,
-        })
+    rows = [
+        _tflite_row(smaller, f"TFLite {label} {CHANNEL_RATIO:.0%} channels removed",
+                    f"digits_channels_{label}.tflite", mode, calibration,
+                    out_dir, x_test, y_test)
+        for label, mode in (("float32", None), ("int8", "int8"))
+    ]
+    for row in rows:
+        row["mac_ratio"] = report.mac_ratio
     return rows
+
+
+def _tflite_row(model, artifact, file, mode, calibration, out_dir, x_test,
+                y_test, sparse=False):
+    """Exports `model` to `out_dir/file`, runs it in LiteRT, returns the row."""
+    from keras_compress import export
+    from keras_compress.runtime import LiteRTModel
+
+    data = export.to_tflite(
+        model, os.path.join(out_dir, file), quantize=mode, sparse=sparse,
+        representative_data=calibration if mode == "int8" else None,
+        batch_size=1,
+    )
+    # XNNPACK cannot prepare sparse int8 FULLY_CONNECTED weights.
+    builtin = sparse and mode == "int8"
+    runner = LiteRTModel(data, num_threads=1,
+                         kernels="builtin" if builtin else "xnnpack")
+    return {
+        "artifact": artifact,
+        "runtime": "LiteRT builtin" if builtin else "LiteRT+XNNPACK",
+        "accuracy": runner.evaluate(x_test, y_test),
+        "size_bytes": len(data),
+        "latency_ms": _median_latency(runner),
+        "arena_bytes": None, "file": file,
+    }
 
 
 def table(rows):
