@@ -55,6 +55,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from _machine import machine_info  # noqa: E402  (benchmarks/ is on sys.path)
+from export_formats import randomize_batchnorm  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUTPUT = os.path.join(HERE, "results", "structured_latency.json")
@@ -203,21 +204,6 @@ def build_resnet_style(input_shape=(64, 64, 3), num_classes=10, seed=0):
     outputs = layers.Dense(num_classes, name="logits")(x)
     model = keras.Model(inputs, outputs, name="resnet_style")
     return randomize_batchnorm(model, seed)
-
-
-def randomize_batchnorm(model, seed):
-    """Gives BatchNorm layers trained-looking statistics (not identities)."""
-    from keras import layers
-
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.gamma.assign(rng.uniform(0.5, 1.5, n).astype("float32"))
-            layer.beta.assign(rng.normal(0.0, 0.1, n).astype("float32"))
-            layer.moving_mean.assign(rng.normal(0.0, 0.1, n).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.5, 1.5, n).astype("float32"))
-    return model
 
 
 MODELS = {

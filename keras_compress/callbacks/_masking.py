@@ -190,10 +190,10 @@ class PruningCallback(keras.callbacks.Callback):
             lambda: ops.convert_to_tensor(self._threshold),
         )
 
-    def _new_mask(self, item, pm, w, sparsity, step):
+    def _new_mask(self, item, pm, w, sparsity, threshold=None):
+        """Mask of `w` at `sparsity`; with a global `threshold`, by it."""
         score = ops.abs(w) * ops.cast(pm.mask, w.dtype)
-        if self.scope == "global":
-            threshold = self._global_threshold(step, sparsity)
+        if threshold is not None:
             return self.granularity.threshold_mask(
                 ops.cast(score, "float32"), threshold, item.axis
             )

@@ -4,6 +4,7 @@ import numbers
 
 from keras import ops
 
+from keras_compress._checks import check_int
 from keras_compress.callbacks._masking import PruningCallback
 
 
@@ -75,13 +76,8 @@ class LotteryTicket(PruningCallback):
         reset_optimizer=True,
         log_sparsity=True,
     ):
-        for name, value in (("epochs_per_round", epochs_per_round),
-                            ("rounds", rounds)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"Expected `{name}` to be an integer >= 1. "
-                    f"Received: {name}={value!r}"
-                )
+        epochs_per_round = check_int("epochs_per_round", epochs_per_round, 1)
+        rounds = check_int("rounds", rounds, 1)
         if (
             isinstance(rate, bool)
             or not isinstance(rate, numbers.Real)
@@ -127,16 +123,13 @@ class LotteryTicket(PruningCallback):
                 f"Received: rewind_step={self.rewind_step}, but only "
                 f"{int(self.model.optimizer.iterations)} steps were taken"
             )
-        new_masks = []
-        if self.scope == "global":
-            threshold = self._threshold_value(sparsity)
-        for item, pm in zip(self.items, self.masks):
-            score = ops.abs(item.variable) * ops.cast(pm.mask, item.variable.dtype)
-            if self.scope == "global":
-                new_masks.append(self.granularity.threshold_mask(
-                    ops.cast(score, "float32"), threshold, item.axis))
-            else:
-                new_masks.append(self.granularity.mask(score, sparsity, item.axis))
+        threshold = (self._threshold_value(sparsity)
+                     if self.scope == "global" else None)
+        new_masks = [
+            self._new_mask(item, pm, ops.convert_to_tensor(item.variable),
+                           sparsity, threshold)
+            for item, pm in zip(self.items, self.masks)
+        ]
         for item, pm, mask in zip(self.items, self.masks, new_masks):
             mask = ops.cast(mask, item.variable.dtype)
             pm.mask.assign(mask)

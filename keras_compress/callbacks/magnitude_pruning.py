@@ -109,7 +109,10 @@ class MagnitudePruning(PruningCallback):
         self._capture_snapshot(pm, w, step)
 
         def update():
-            new = self._new_mask(item, pm, w, self.schedule(step), step)
+            sparsity = self.schedule(step)
+            threshold = (self._global_threshold(step, sparsity)
+                         if self.scope == "global" else None)
+            new = self._new_mask(item, pm, w, sparsity, threshold)
             pm.mask.assign(new)
             return new
 

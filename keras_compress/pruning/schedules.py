@@ -6,6 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_compress._checks import check_int
+
 
 def _check_sparsity(name, value):
     if (
@@ -18,19 +20,6 @@ def _check_sparsity(name, value):
             f"Received: {name}={value!r}"
         )
     return float(value)
-
-
-def _check_int(name, value, minimum):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < minimum
-    ):
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= {minimum}. "
-            f"Received: {name}={value!r}"
-        )
-    return int(value)
 
 
 class PruningSchedule:
@@ -58,9 +47,9 @@ class PruningSchedule:
     """
 
     def __init__(self, begin_step=0, end_step=-1, frequency=100):
-        self.begin_step = _check_int("begin_step", begin_step, 0)
-        self.end_step = _check_int("end_step", end_step, -1)
-        self.frequency = _check_int("frequency", frequency, 1)
+        self.begin_step = check_int("begin_step", begin_step, 0)
+        self.end_step = check_int("end_step", end_step, -1)
+        self.frequency = check_int("frequency", frequency, 1)
         if self.end_step != -1 and self.end_step < max(self.begin_step, 1):
             raise ValueError(
                 "Expected `begin_step` <= `end_step` (and `end_step` >= 1, or "

@@ -1,5 +1,6 @@
 """`network_slimming`: slim, prune and fine-tune in passes."""
 
+from keras_compress._checks import check_int
 from keras_compress.pruning.criteria import BatchNormScale
 from keras_compress.pruning.graph import check_graph_model
 from keras_compress.pruning.surgery import prune_channels
@@ -60,8 +61,7 @@ def network_slimming(
             f"Expected a compiled model. Received: model '{model.name}' "
             "without an optimizer"
         )
-    if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
-        raise ValueError(f"Expected `passes` to be an integer >= 1. Received: passes={passes!r}")
+    passes = check_int("passes", passes, 1)
     compile_config = model.get_compile_config()
     callbacks = list(fit_kwargs.pop("callbacks", []) or [])
     reports = []

@@ -6,6 +6,7 @@ import numbers
 import keras
 import numpy as np
 
+from keras_compress._checks import check_int
 from keras_compress.pruning.channel_report import ChannelReport
 from keras_compress.pruning.compensation import fold_removed
 from keras_compress.pruning.criteria import L1Norm
@@ -40,13 +41,9 @@ def _check_args(ratio, threshold, scope, min_channels, round_to, criterion):
         raise ValueError(
             f"Expected `scope` to be one of {_SCOPES}. Received: scope={scope!r}"
         )
-    for name, value in (("min_channels", min_channels), ("round_to", round_to)):
-        if value is None and name == "min_channels":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(
-                f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}"
-            )
+    if min_channels is not None:
+        check_int("min_channels", min_channels, 1)
+    check_int("round_to", round_to, 1)
     if not isinstance(criterion, Criterion):
         raise TypeError(
             "Expected `criterion` to be a Criterion (L1Norm(), L2Norm(), "
