@@ -1,0 +1,103 @@
+"""`QuantConv2D`: a quantization-aware `keras.layers.Conv2D`."""
+
+import keras
+
+from keras_compress.layers.quantized.base_quant import QuantLayer
+
+
+@keras.saving.register_keras_serializable(package="keras_compress")
+class QuantConv2D(QuantLayer, keras.layers.Conv2D):
+    """`Conv2D` that computes with quantized weights (and inputs, outputs).
+
+    A drop-in for `keras.layers.Conv2D`: every Conv2D argument with the same
+    default, plus the quantizers. By default the kernel is fake-quantized as
+    TFLite stores int8 convolution weights (8 bits, symmetric, narrow
+    range, one range per output channel).
+
+    Args:
+        filters, kernel_size, strides, padding, data_format, dilation_rate,
+        groups, activation, use_bias, kernel_initializer, bias_initializer,
+        kernel_regularizer, bias_regularizer, activity_regularizer,
+        kernel_constraint, bias_constraint: as in `keras.layers.Conv2D`.
+        kernel_quantizer: `"default"` (int8 per output channel), `None`
+            (float), a quantizer name or a `Quantizer`. It sees the kernel
+            with output channels last.
+        input_quantizer: Quantizer of the input, default None.
+        output_quantizer: Quantizer of the output after the activation,
+            default None.
+        batch_norm: None (default), True or a dict with `momentum` and
+            `epsilon`: fold a BatchNormalization of the output into the
+            kernel while training (see `QuantLayer`).
+        **kwargs: Base layer arguments.
+
+    Input shape:
+        4D tensor `(batch_size, height, width, channels)` (channels_last).
+
+    Output shape:
+        4D tensor `(batch_size, new_height, new_width, filters)`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = QuantConv2D(8, 3, padding="same", activation="relu")
+    >>> y = layer(np.ones((1, 6, 6, 3), "float32"))
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        data_format=None,
+        dilation_rate=(1, 1),
+        groups=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        kernel_quantizer="default",
+        input_quantizer=None,
+        output_quantizer=None,
+        batch_norm=None,
+        **kwargs,
+    ):
+        super().__init__(
+            filters,
+            kernel_size,
+            strides=strides,
+            padding=padding,
+            data_format=data_format,
+            dilation_rate=dilation_rate,
+            groups=groups,
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )
+        self._init_quant(kernel_quantizer, input_quantizer, output_quantizer,
+                         batch_norm)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._build_quant(input_shape)
+
+    def _apply(self, x, kernel):
+        return self.convolution_op(x, kernel)
+
+    def call(self, inputs, training=None):
+        return self._quant_call(inputs, training)
+
+    def get_config(self):
+        return {**super().get_config(), **self._quant_config()}
