@@ -5,6 +5,7 @@ import numpy as np
 from keras_compress import _io
 from keras_compress.export import _inputs
 from keras_compress.export import _verify as _verify_outputs
+from keras_compress.quantizers.base import export_mode
 
 QUANTIZE_MODES = (None, "dynamic", "float16", "int8")
 
@@ -37,11 +38,17 @@ def to_tflite(
         quantize: One of `None` (float32, the default), `"float16"` (weights
             stored as float16), `"dynamic"` (int8 weights, float
             activations) or `"int8"` (full-integer: int8 weights and
-            activations, calibrated on `representative_data`).
+            activations, calibrated on `representative_data`, or taken
+            from the model's own fake-quant ranges after quantization-aware
+            training or `keras_compress.quantization.calibrate`).
         representative_data: Inputs for int8 calibration: an array of samples,
             a list of arrays (one per input), a `tf.data.Dataset` (batched or
             not, `(x, y)` elements allowed), a generator, or a callable
-            returning an iterable. Required for `quantize="int8"`.
+            returning an iterable. Required for `quantize="int8"`, unless
+            the model carries fake-quant ranges (a `quantize_model` or
+            `Quant*` layer model): then the converter uses those ranges,
+            every op must have them, and an op left in float is an error
+            that names it.
         int8_io: With `quantize="int8"`, make the model's inputs and outputs
             int8 too (what microcontrollers want). Default False (float
             inputs and outputs, quantized inside).
@@ -82,11 +89,13 @@ def to_tflite(
             "`int8_io=True` needs full-integer quantization. Expected "
             f"quantize='int8'. Received: quantize={quantize!r}"
         )
-    if quantize == "int8" and representative_data is None:
+    qat = quantize == "int8" and _has_fake_quant(model)
+    if quantize == "int8" and representative_data is None and not qat:
         raise ValueError(
             "quantize='int8' calibrates activation ranges on data: expected "
             "`representative_data` (an array of model inputs, a "
-            "tf.data.Dataset or a generator). Received: "
+            "tf.data.Dataset or a generator), or a model with fake-quant "
+            "ranges (keras_compress.quantization.quantize_model). Received: "
             "representative_data=None"
         )
     if not isinstance(calibration_samples, int) or calibration_samples < 1:
@@ -101,7 +110,12 @@ def to_tflite(
     if representative_data is not None:
         samples = _inputs.take_samples(representative_data, specs, calibration_samples)
 
-    data = _convert(model, specs, quantize, samples, int8_io, sparse)
+    if quantize is not None:
+        _check_started(model)
+    with export_mode():
+        data = _convert(model, specs, quantize, samples, int8_io, sparse)
+    if qat and samples is None:
+        _check_all_int8(data, model)
     if verify:
         _verify(model, data, specs, quantize, samples,
                 kernels="builtin" if sparse and quantize == "int8" else "xnnpack")
@@ -145,8 +159,15 @@ def _configure_and_convert(converter, model, quantize, samples, int8_io, sparse)
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "int8":
-        converter.representative_dataset = lambda: iter(samples)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if samples is not None:
+            converter.representative_dataset = lambda: iter(samples)
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+            ]
+        # Without samples the converter takes every range from the model's
+        # FakeQuant ops (and refuses TFLITE_BUILTINS_INT8 without a
+        # representative dataset); _check_all_int8 then proves no op stayed
+        # float.
         if int8_io:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
@@ -172,3 +193,60 @@ def _verify(model, data, specs, quantize, samples, kernels):
     _verify_outputs.check_outputs(
         LiteRTModel(data, kernels=kernels), model, feed, artifact, tolerance
     )
+
+
+def _has_fake_quant(model):
+    """Whether the model holds keras-compress quantizers (QAT or calibrated)."""
+    from keras_compress.layers.quantized import QuantLayer, Quantize
+
+    return any(
+        isinstance(layer, (QuantLayer, Quantize))
+        for layer in model._flatten_layers(include_self=False)
+    )
+
+
+def _quantizers(model):
+    from keras_compress.layers.quantized import QuantLayer, Quantize
+
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, Quantize):
+            yield layer, layer.quantizer
+        elif isinstance(layer, QuantLayer):
+            for quantizer in layer.quantizers().values():
+                yield layer, quantizer
+
+
+def _check_started(model):
+    waiting = sorted({layer.name for layer, q in _quantizers(model) if not q.started()})
+    if waiting:
+        raise ValueError(
+            f"Quantization has not started yet in layers {waiting} of model "
+            f"{model.name!r} (their quantizers' start_step is still ahead, "
+            "e.g. QATSchedule stopped before `quantize_start`): the Keras "
+            "model computes in float there, so a quantized export would not "
+            "match it. Expected every quantizer started. Train past the "
+            "start, or set `quantizer.start_step` to 0."
+        )
+
+
+def _check_all_int8(data, model):
+    from keras_compress.runtime.litert import LiteRTModel
+
+    interpreter = LiteRTModel(data, kernels="builtin")._interpreter
+    tensors = interpreter.get_tensor_details()
+    floating = []
+    for op in interpreter._get_ops_details():
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        ids = [i for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0]
+        if any(tensors[i]["dtype"] == np.float32 for i in ids):
+            floating.append(op["op_name"])
+    if floating:
+        raise RuntimeError(
+            f"Model {model.name!r} did not convert to full int8 from its "
+            f"fake-quant ranges: these ops stayed float: {floating}. Each "
+            "op's inputs and outputs need a range: build the model with "
+            "keras_compress.quantization.quantize_model (which places "
+            "Quantize layers where int8 kernels requantize), add Quantize "
+            "layers or output quantizers, or pass representative_data."
+        )

@@ -1,10 +1,37 @@
 """`Quantizer`: the base class of every keras-compress quantizer."""
 
+import contextlib
+import threading
+
 import keras
 from keras import ops
 
 # Largest int32: "never" for a step threshold.
 NEVER = 2**31 - 1
+
+_state_flags = threading.local()
+
+
+@contextlib.contextmanager
+def export_mode():
+    """Traces quantizers as plain quantization ops, without their switches.
+
+    The TFLite converter recognizes a `FakeQuant` op only where it feeds
+    the op it quantizes; the in-graph `where(started, q, x)` switch would
+    hide it. Exporters trace inside this context (after checking that
+    quantization has started).
+    """
+    previous = getattr(_state_flags, "exporting", False)
+    _state_flags.exporting = True
+    try:
+        yield
+    finally:
+        _state_flags.exporting = previous
+
+
+def exporting():
+    """Whether quantizers are being traced for export."""
+    return getattr(_state_flags, "exporting", False)
 
 
 def straight_through(x, q):
@@ -116,11 +143,21 @@ class Quantizer:
                     "Quantize(...))."
                 )
             return self.quantize(x, training=training)
+        if exporting() and not training:
+            return self.quantize(x, training=False)
         active = ops.greater_equal(self.steps, self.start_step)
         q = self.quantize(x, training=training)
         if training:
             self.steps.assign(self.steps + 1)
         return ops.where(active, q, x)
+
+    def started(self):
+        """Whether quantization is on (eagerly read; True when unbuilt)."""
+        if not self.built:
+            return True
+        return int(ops.convert_to_numpy(self.steps)) >= int(
+            ops.convert_to_numpy(self.start_step)
+        )
 
     # -- serialization ---------------------------------------------------
 
