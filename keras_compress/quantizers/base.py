@@ -34,9 +34,29 @@ def exporting():
     return getattr(_state_flags, "exporting", False)
 
 
+@contextlib.contextmanager
+def recording(callback):
+    """Makes every quantizer call `callback(quantizer, x)` and pass `x` through.
+
+    Calibration runs the model eagerly inside this context to see the
+    float tensor each quantizer would quantize.
+    """
+    previous = getattr(_state_flags, "recorder", None)
+    _state_flags.recorder = callback
+    try:
+        yield
+    finally:
+        _state_flags.recorder = previous
+
+
 def straight_through(x, q):
-    """Returns `q` in the forward pass with the gradient of `x` (identity)."""
-    return x + ops.stop_gradient(q - x)
+    """`q` in the forward pass, bit for bit, with the identity gradient of `x`.
+
+    `(x - stop_gradient(x)) + stop_gradient(q)` is `0 + q`, so the forward
+    value is exactly `q` (`x + stop_gradient(q - x)` can be off by an ulp,
+    which turns one quantization level into several).
+    """
+    return (x - ops.stop_gradient(x)) + ops.stop_gradient(q)
 
 
 class Quantizer:
@@ -133,6 +153,10 @@ class Quantizer:
         return ops.less(self.steps, self.freeze_step)
 
     def __call__(self, x, training=False):
+        recorder = getattr(_state_flags, "recorder", None)
+        if recorder is not None:
+            recorder(self, x)
+            return x
         if not self.built:
             if self.stateful:
                 raise ValueError(

@@ -11,3 +11,15 @@ from keras_compress.layers.quantized.quant_depthwise_conv2d import (
 )
 from keras_compress.layers.quantized.quantize import Quantize
 from keras_compress.layers.quantized.weight_clip import WeightClip
+
+__all__ = [
+    "BinaryConv2D",
+    "BinaryDense",
+    "QuantConv1D",
+    "QuantConv2D",
+    "QuantDense",
+    "QuantDepthwiseConv2D",
+    "QuantLayer",
+    "Quantize",
+    "WeightClip",
+]
