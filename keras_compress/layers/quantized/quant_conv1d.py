@@ -94,19 +94,29 @@ class QuantConv1D(QuantLayer, keras.layers.Conv1D):
         super().build(input_shape)
         self._build_quant(input_shape)
 
+    # The convolution runs as a 2D one on a height-1 image, with the kernel
+    # quantized in its 4D form: that is how TFLite runs Conv1D, and the
+    # converter cannot move per-channel ranges through the reshape that
+    # TensorFlow's own conv1d would insert after the quantizer.
+    def _kernel_view(self, kernel):
+        return kernel if len(kernel.shape) == 4 else ops.expand_dims(kernel, 0)
+
     def _apply(self, x, kernel):
+        kernel = self._kernel_view(kernel)
         padding = self.padding
         if padding == "causal":
             x = ops.pad(x, self._compute_causal_padding())
             padding = "valid"
-        return ops.conv(
-            x,
+        axis = 1 if self.data_format == "channels_last" else 2
+        y = ops.conv(
+            ops.expand_dims(x, axis),
             kernel,
-            strides=list(self.strides),
+            strides=(1,) + tuple(self.strides),
             padding=padding,
-            dilation_rate=self.dilation_rate,
+            dilation_rate=(1,) + tuple(self.dilation_rate),
             data_format=self.data_format,
         )
+        return ops.squeeze(y, axis)
 
     def call(self, inputs, training=None):
         return self._quant_call(inputs, training)

@@ -1,0 +1,252 @@
+"""`rebuild`: copy a Functional or Sequential model node by node.
+
+A small graph rewriter shared by the quantization tools. It replays the
+layer calls of a model on new `keras.Input`s, letting a caller swap layers
+(`replace_layer`), remove single-input layers (`DROP`) and add operations
+after any tensor (`after_tensor`). The input model is never changed: every
+layer of the new model is a new object unless `replace_layer` hands back an
+existing one on purpose.
+"""
+
+import keras
+from keras import tree
+
+
+class _Drop:
+    def __repr__(self):
+        return "DROP"
+
+
+DROP = _Drop()
+"""Returned by `replace_layer` to remove a layer: its (single) input tensor
+takes the place of its output at every call site."""
+
+
+def graph_of(model):
+    """The Functional graph of `model`, or None if it has none.
+
+    Returns `model` itself for a Functional model, the inner Functional of a
+    built Sequential model, and None for a subclassed model or a non-model.
+    Raises ValueError for a Sequential model that was never built.
+    """
+    if isinstance(model, keras.Sequential):
+        if model._functional is None:
+            raise ValueError(
+                "Expected a built Sequential model with an Input. Received: "
+                f"model '{model.name}' that has not been built on an input "
+                "shape. Call it on data or add a keras.Input first."
+            )
+        return model._functional
+    if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
+        return model
+    return None
+
+
+def copy_layer(layer, config=None, weights=None):
+    """A new layer of the same class, built, with weights set.
+
+    Args:
+        layer: a built layer.
+        config: config for the copy; defaults to `layer.get_config()`.
+        weights: list of arrays for `set_weights`; defaults to the weights
+            of `layer`.
+
+    Returns:
+        The new layer, built with `layer.get_build_config()`.
+    """
+    new = layer.__class__.from_config(
+        layer.get_config() if config is None else config
+    )
+    new.build_from_config(layer.get_build_config())
+    new.set_weights(layer.get_weights() if weights is None else weights)
+    return new
+
+
+def _new_input(x):
+    """A fresh `keras.Input` like the model input tensor `x`."""
+    input_layer = x._keras_history.operation
+    return keras.Input(
+        batch_shape=x.shape,
+        dtype=x.dtype,
+        sparse=x.sparse,
+        name=input_layer.name,
+        optional=getattr(input_layer, "optional", False),
+    )
+
+
+class _Rebuilder:
+    def __init__(self, replace_layer, after_tensor):
+        self.replace_layer = replace_layer
+        self.after_tensor = after_tensor
+        self.layers = {}  # id(old operation) -> (new operation, recursed)
+        self.pending = {}  # id(new layer) -> weights to set after 1st call
+
+    def operation_for(self, op):
+        entry = self.layers.get(id(op))
+        if entry is not None:
+            return entry
+        new = self.replace_layer(op) if self.replace_layer else None
+        recursed = False
+        if new is None:
+            if isinstance(op, keras.Model) and graph_of(op) is not None:
+                new, recursed = self.model(op, top=False), True
+            else:
+                new = op.__class__.from_config(op.get_config())
+                if isinstance(op, keras.layers.Layer) and op.weights:
+                    self.pending[id(new)] = op.get_weights()
+        entry = self.layers[id(op)] = (new, recursed)
+        return entry
+
+    def after(self, tensor, layer):
+        if self.after_tensor is None:
+            return tensor
+        result = self.after_tensor(tensor, layer)
+        return tensor if result is None else result
+
+    def model(self, model, top):
+        functional = graph_of(model)
+        inputs = tree.map_structure(_new_input, functional._inputs_struct)
+        tensors = {}
+        for old, new in zip(functional.inputs, tree.flatten(inputs)):
+            tensors[id(old)] = self.after(new, None) if top else new
+        for depth in sorted(functional._nodes_by_depth, reverse=True):
+            for node in functional._nodes_by_depth[depth]:
+                if node.operation is None or node.is_input:
+                    continue
+                self.call(node, tensors)
+        outputs = [tensors[id(x)] for x in functional.outputs]
+        new_model = None
+        if isinstance(model, keras.Sequential):
+            new_model = _as_sequential(model, inputs, outputs[0])
+        if new_model is None:
+            new_model = keras.Model(
+                inputs,
+                tree.pack_sequence_as(functional._outputs_struct, outputs),
+                name=model.name,
+            )
+        if not model.trainable:
+            new_model.trainable = False
+        return new_model
+
+    def call(self, node, tensors):
+        op = node.operation
+        new_op, recursed = self.operation_for(op)
+        if new_op is DROP:
+            if len(node.input_tensors) != 1 or len(node.outputs) != 1:
+                raise ValueError(
+                    f"Expected a layer removed with DROP to have one input "
+                    f"and one output. Received: layer '{op.name}' with "
+                    f"{len(node.input_tensors)} inputs and "
+                    f"{len(node.outputs)} outputs"
+                )
+            tensors[id(node.outputs[0])] = tensors[id(node.input_tensors[0])]
+            return
+        args, kwargs = node.arguments.fill_in(tensors)
+        outputs = tree.flatten(new_op(*args, **kwargs))
+        weights = self.pending.pop(id(new_op), None)
+        if weights is not None:
+            new_op.set_weights(weights)
+        for old, new in zip(node.outputs, outputs):
+            tensors[id(old)] = new if recursed else self.after(new, op)
+
+
+def _context_only(kwargs):
+    """Whether call kwargs are only what Keras records by itself (`mask=None`,
+    a layer's default `training=False`), which a Sequential model supplies
+    at run time."""
+    return all(
+        key in ("mask", "training") and value in (None, False)
+        for key, value in kwargs.items()
+    )
+
+
+def _as_sequential(model, inputs, output):
+    """A Sequential model over the chain `inputs` -> `output`, or None."""
+    flat_inputs = tree.flatten(inputs)
+    if len(flat_inputs) != 1:
+        return None
+    layers = []
+    tensor = output
+    while tensor is not flat_inputs[0]:
+        history = getattr(tensor, "_keras_history", None)
+        if history is None or history.operation is None:
+            return None
+        layer = history.operation
+        node = layer._inbound_nodes[history.node_index]
+        if (
+            not isinstance(layer, keras.layers.Layer)
+            or isinstance(layer, keras.layers.InputLayer)
+            or len(node.input_tensors) != 1
+            or len(node.outputs) != 1
+            or not _context_only(node.arguments.kwargs)
+            or len(node.arguments.args) != 1
+            or any(layer is other for other in layers)
+        ):
+            return None
+        layers.append(layer)
+        tensor = node.input_tensors[0]
+    return keras.Sequential(
+        [_new_input(flat_inputs[0])] + layers[::-1], name=model.name
+    )
+
+
+def rebuild(model, replace_layer=None, after_tensor=None):
+    """Copies a Functional or Sequential model, swapping layers on the way.
+
+    Replays every layer call of `model` in graph order on new `keras.Input`s
+    (same batch shape, dtype and name). Each distinct layer is resolved once
+    (a shared layer stays shared) by `replace_layer(layer)`, which returns:
+
+    - `None`: the default. A nested Functional or Sequential model is
+      rebuilt recursively with the same `replace_layer` and `after_tensor`;
+      any other layer is copied with `from_config(get_config())` and gets
+      the original weights after its first call.
+    - a layer: used as is at every call site of `layer`, with the same call
+      arguments. `rebuild` does not touch its weights (build and fill it
+      yourself, e.g. with `copy_layer`). Returning `layer` itself shares it,
+      and its variables, with the input model.
+    - `DROP`: the layer is removed; its single input tensor replaces its
+      output.
+
+    `after_tensor(tensor, layer)` (optional) is called once for every new
+    tensor: each top-level model input (`layer` is None) and each output of
+    a kept or replaced layer (`layer` is the original layer that produced
+    it). It returns the tensor that consumers and model outputs see, e.g.
+    `keras.layers.Activation("relu")(tensor)`, or None to keep `tensor`. It
+    is not called on the inputs of a nested model nor on the outputs of a
+    nested model that was rebuilt recursively (the tensors inside were
+    already offered), nor on the output of a dropped layer.
+
+    The result is a Functional model with the input and output structure and
+    the name of `model`; a Sequential input gives a Sequential result when
+    the new graph is still a chain of single-input layers. The result is not
+    compiled. `model` is not changed.
+
+    Args:
+        model: a built Functional or Sequential Keras model.
+        replace_layer: callable `layer -> None | layer | DROP`. Defaults to
+            None (copy everything).
+        after_tensor: callable `(tensor, layer or None) -> tensor or None`.
+            Defaults to None.
+
+    Returns:
+        The new Keras model.
+
+    Example:
+
+    >>> def no_dropout(layer):  # doctest: +SKIP
+    ...     return DROP if isinstance(layer, keras.layers.Dropout) else None
+    >>> new_model = rebuild(model, no_dropout)  # doctest: +SKIP
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            "Expected `model` to be a keras.Model. Received: model of type "
+            f"{type(model).__name__}"
+        )
+    if graph_of(model) is None:
+        raise ValueError(
+            "Expected a Functional or Sequential model: rebuilding reads the "
+            f"layer graph. Received: a subclassed model '{model.name}' of "
+            f"class {type(model).__name__}"
+        )
+    return _Rebuilder(replace_layer, after_tensor).model(model, top=True)
