@@ -3,7 +3,10 @@
 Subpackages:
   datasets: offline demo data (`load_digits`, `load_mnist1d`).
   pruning: schedules, masks, `strip_pruning`.
-  callbacks: `model.fit` callbacks (`MagnitudePruning`).
+  callbacks: `model.fit` callbacks (`MagnitudePruning`, `QATSchedule`, ...).
+  layers: drop-in layers (`QuantConv2D`, `BinaryDense`, `Quantize`, ...).
+  quantizers: `FakeQuant`, `SteSign`, `Ternary`, `DoReFa`, ...
+  quantization: `quantize_model`, `fold_batchnorm`, `calibrate`.
   analysis: parameters, non-zeros, MACs and bytes of a model (`summarize`).
   export: verified writers for LiteRT/TFLite, TFLite Micro and ONNX.
   runtime: run and time an exported artifact (`LiteRTModel`, `MicroModel`,
@@ -22,7 +25,10 @@ _SUBPACKAGES = (
     "callbacks",
     "datasets",
     "export",
+    "layers",
     "pruning",
+    "quantization",
+    "quantizers",
     "runtime",
 )
 

@@ -3,5 +3,6 @@
 from keras_compress.callbacks.lottery_ticket import LotteryTicket
 from keras_compress.callbacks.magnitude_pruning import MagnitudePruning
 from keras_compress.callbacks.network_slimming import NetworkSlimming
+from keras_compress.callbacks.qat_schedule import QATSchedule
 
-__all__ = ["LotteryTicket", "MagnitudePruning", "NetworkSlimming"]
+__all__ = ["LotteryTicket", "MagnitudePruning", "NetworkSlimming", "QATSchedule"]

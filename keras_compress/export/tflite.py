@@ -197,27 +197,15 @@ def _verify(model, data, specs, quantize, samples, kernels):
 
 def _has_fake_quant(model):
     """Whether the model holds keras-compress quantizers (QAT or calibrated)."""
-    from keras_compress.layers.quantized import QuantLayer, Quantize
+    from keras_compress.layers.quantized.base_quant import model_quantizers
 
-    return any(
-        isinstance(layer, (QuantLayer, Quantize))
-        for layer in model._flatten_layers(include_self=False)
-    )
-
-
-def _quantizers(model):
-    from keras_compress.layers.quantized import QuantLayer, Quantize
-
-    for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, Quantize):
-            yield layer, layer.quantizer
-        elif isinstance(layer, QuantLayer):
-            for quantizer in layer.quantizers().values():
-                yield layer, quantizer
+    return any(True for _ in model_quantizers(model))
 
 
 def _check_started(model):
-    waiting = sorted({layer.name for layer, q in _quantizers(model) if not q.started()})
+    from keras_compress.layers.quantized.base_quant import model_quantizers
+
+    waiting = sorted({layer.name for layer, q in model_quantizers(model) if not q.started()})
     if waiting:
         raise ValueError(
             f"Quantization has not started yet in layers {waiting} of model "

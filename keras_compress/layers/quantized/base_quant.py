@@ -226,3 +226,15 @@ class QuantLayer:
             "output": self.output_quantizer,
         }
         return {k: v for k, v in roles.items() if v is not None}
+
+
+def model_quantizers(model):
+    """Yields `(layer, quantizer)` for every quantizer in `model`."""
+    from keras_compress.layers.quantized.quantize import Quantize
+
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, Quantize):
+            yield layer, layer.quantizer
+        elif isinstance(layer, QuantLayer):
+            for quantizer in layer.quantizers().values():
+                yield layer, quantizer
