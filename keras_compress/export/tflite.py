@@ -110,10 +110,14 @@ def to_tflite(
     if representative_data is not None:
         samples = _inputs.take_samples(representative_data, specs, calibration_samples)
 
-    if quantize is not None:
-        _check_started(model)
-    with export_mode():
+    if quantize is None:
+        # Float: the quantizers' switches are traced as they are, so the
+        # file computes what Keras computes now.
         data = _convert(model, specs, quantize, samples, int8_io, sparse)
+    else:
+        _check_started(model)
+        with export_mode():
+            data = _convert(model, specs, quantize, samples, int8_io, sparse)
     if qat and samples is None:
         _check_all_int8(data, model)
     if verify:

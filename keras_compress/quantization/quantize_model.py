@@ -224,11 +224,12 @@ def quantize_model(
         used.add(name)
         return name
 
+    names = [x._keras_history.operation.name for x in graph_model.inputs]
     inputs = [
-        keras.Input(batch_shape=x.shape, dtype=x.dtype, name=x.name)
-        for x in graph_model.inputs
+        keras.Input(batch_shape=x.shape, dtype=x.dtype, name=name)
+        for x, name in zip(graph_model.inputs, names)
     ]
-    fed = [quantize(x, f"{x.name}_quantize") for x in inputs]
+    fed = [quantize(x, f"{name}_quantize") for x, name in zip(inputs, names)]
     outputs = graph_model._run_through_graph(
         fed, operation_fn=operation_fn, call_fn=call_fn
     )
