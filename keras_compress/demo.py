@@ -84,7 +84,7 @@ def run(out_dir="demo_out", epochs=EPOCHS, log=print):
         raise ValueError(f"Expected `epochs` to be a positive int. Received: epochs={epochs!r}")
     out_dir = _io.check_output_dir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    stage = _Stages(9, log)
+    stage = _Stages(10, log)
 
     stage(f"Training the demo CNN on 16x16 digits ({epochs} epochs)")
     model, ((x_train, y_train), (x_test, y_test)) = train_cnn(epochs)
@@ -111,6 +111,10 @@ def run(out_dir="demo_out", epochs=EPOCHS, log=print):
     stage(f"Pruning a copy to {PRUNE_SPARSITY:.0%} while fine-tuning, exporting sparse TFLite")
     rows += _pruning_rows(model, x_train, y_train, x_test, y_test, calibration,
                           out_dir, max(2, epochs // 3))
+
+    stage("Quantization-aware training of a copy, exporting int8 without calibration data")
+    rows.append(_qat_row(model, x_train, y_train, x_test, y_test, out_dir,
+                         max(2, epochs // 6)))
 
     stage(f"Removing {CHANNEL_RATIO:.0%} of the channels, fine-tuning, exporting")
     rows += _channel_rows(model, x_train, y_train, x_test, y_test, calibration,
@@ -175,6 +179,25 @@ def _pruning_rows(model, x_train, y_train, x_test, y_test, calibration,
                     out_dir, x_test, y_test, sparse=True)
         for label, mode in (("float32", None), ("int8", "int8"))
     ]
+
+
+def _qat_row(model, x_train, y_train, x_test, y_test, out_dir, epochs):
+    """Quantization-aware fine-tuning; int8 export from the learned ranges."""
+    import keras
+
+    from keras_compress.callbacks import QATSchedule
+    from keras_compress.quantization import quantize_model
+
+    qat = quantize_model(model)
+    qat.compile(optimizer=keras.optimizers.Adam(5e-4),
+                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    qat.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0,
+            callbacks=[QATSchedule(freeze_batchnorm=max(1, epochs - 1))])
+    qat.save(os.path.join(out_dir, "digits_cnn_qat.keras"))
+    row = _tflite_row(qat, "TFLite int8 from QAT", "digits_qat_int8.tflite",
+                      "int8", None, out_dir, x_test, y_test)
+    row["keras_accuracy"] = float(qat.evaluate(x_test, y_test, verbose=0)[1])
+    return row
 
 
 def _channel_rows(model, x_train, y_train, x_test, y_test, calibration,

@@ -75,7 +75,7 @@ def test_demo_end_to_end(tmp_path):
                  "digits_int8.tflite", "micro/digits.c", "micro/digits_report.json"):
         assert (out / name).is_file(), name
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert [r["runtime"] for r in rows].count("LiteRT+XNNPACK") == 7
+    assert [r["runtime"] for r in rows].count("LiteRT+XNNPACK") == 8
     by_name = {r["artifact"]: r for r in rows}
     # The pruning stage: a stripped 80%-sparse model and smaller sparse files.
     import keras
@@ -100,6 +100,12 @@ def test_demo_end_to_end(tmp_path):
         row = by_name[f"TFLite {label} 50% channels removed"]
         assert row["mac_ratio"] > 3
         assert row["size_bytes"] == (out / row["file"]).stat().st_size
+    # The QAT stage: a Keras-loadable QAT model and its int8 file, which
+    # computes what the QAT model computes (same accuracy within a sample).
+    assert (out / "digits_cnn_qat.keras").is_file()
+    qat_row = by_name["TFLite int8 from QAT"]
+    assert qat_row["size_bytes"] == (out / qat_row["file"]).stat().st_size
+    assert abs(qat_row["accuracy"] - qat_row["keras_accuracy"]) <= 1 / 360 + 1e-9
     assert by_name["TFLM int8 bundle"]["arena_bytes"] > 0
     # Sizes in the table are the sizes of the files written.
     assert by_name["TFLite int8"]["size_bytes"] == (out / "digits_int8.tflite").stat().st_size
