@@ -95,6 +95,16 @@ class QuantLayer:
 
     # Build -----------------------------------------------------------------
 
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._build_quant(input_shape)
+
+    def call(self, inputs, training=None):
+        return self._quant_call(inputs, training)
+
+    def get_config(self):
+        return {**super().get_config(), **self._quant_config()}
+
     def _build_quant(self, input_shape):
         kernel_shape = tuple(self._kernel_view(self.kernel).shape)
         if self.input_quantizer is not None:

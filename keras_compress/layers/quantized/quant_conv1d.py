@@ -90,10 +90,6 @@ class QuantConv1D(QuantLayer, keras.layers.Conv1D):
         self._init_quant(kernel_quantizer, input_quantizer, output_quantizer,
                          batch_norm)
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_quant(input_shape)
-
     # The convolution runs as a 2D one on a height-1 image, with the kernel
     # quantized in its 4D form: that is how TFLite runs Conv1D, and the
     # converter cannot move per-channel ranges through the reshape that
@@ -117,9 +113,3 @@ class QuantConv1D(QuantLayer, keras.layers.Conv1D):
             data_format=self.data_format,
         )
         return ops.squeeze(y, axis)
-
-    def call(self, inputs, training=None):
-        return self._quant_call(inputs, training)
-
-    def get_config(self):
-        return {**super().get_config(), **self._quant_config()}

@@ -89,15 +89,5 @@ class QuantConv2D(QuantLayer, keras.layers.Conv2D):
         self._init_quant(kernel_quantizer, input_quantizer, output_quantizer,
                          batch_norm)
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_quant(input_shape)
-
     def _apply(self, x, kernel):
         return self.convolution_op(x, kernel)
-
-    def call(self, inputs, training=None):
-        return self._quant_call(inputs, training)
-
-    def get_config(self):
-        return {**super().get_config(), **self._quant_config()}

@@ -98,15 +98,5 @@ class QuantDense(QuantLayer, keras.layers.Dense):
         self._init_quant(kernel_quantizer, input_quantizer, output_quantizer,
                          batch_norm)
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_quant(input_shape)
-
     def _apply(self, x, kernel):
         return ops.matmul(x, kernel)
-
-    def call(self, inputs, training=None):
-        return self._quant_call(inputs, training)
-
-    def get_config(self):
-        return {**super().get_config(), **self._quant_config()}

@@ -90,10 +90,6 @@ class QuantDepthwiseConv2D(QuantLayer, keras.layers.DepthwiseConv2D):
         self._init_quant(kernel_quantizer, input_quantizer, output_quantizer,
                          batch_norm)
 
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_quant(input_shape)
-
     def _kernel_view(self, kernel):
         h, w, c, m = kernel.shape
         return ops.reshape(kernel, (h, w, 1, c * m))
@@ -110,9 +106,3 @@ class QuantDepthwiseConv2D(QuantLayer, keras.layers.DepthwiseConv2D):
             dilation_rate=self.dilation_rate,
             data_format=self.data_format,
         )
-
-    def call(self, inputs, training=None):
-        return self._quant_call(inputs, training)
-
-    def get_config(self):
-        return {**super().get_config(), **self._quant_config()}
