@@ -91,7 +91,7 @@ TASKS = {
         "blocks": ((32, 5), (64, 3), (64, 3)),
         "epochs": 30,
         "qat_epochs": 5,
-        "lowbit_epochs": 30,
+        "lowbit_epochs": 20,
     },
     "digits": {
         "title": "digits (8x8)",
@@ -408,6 +408,14 @@ def run_int8_seed(name, settings, seed, data, log):
                 freeze_ranges=settings["qat_freeze_ranges"])
         seconds[label] = round(time.perf_counter() - start, 1)
 
+    # Control: the float CNN fine-tuned with the QAT optimizer, same epochs.
+    control = compile_model(copy_float(model), steps, lr=QAT_LR)
+    log_acc = _test_accuracy_log(test)
+    keras.utils.set_random_seed(seed)
+    control.fit(x, y, epochs=qe, callbacks=[log_acc], **fit)
+    float_finetuned = {"keras_test_acc": log_acc.values[-1],
+                       "keras_test_acc_per_epoch": log_acc.values}
+
     # QAT overhead: float vs QAT fine-tuning epochs, interleaved.
     start = time.perf_counter()
     runs = {
@@ -435,6 +443,7 @@ def run_int8_seed(name, settings, seed, data, log):
     return {
         "seed": seed,
         "float_keras_test_acc": float_acc,
+        "float_finetuned": float_finetuned,
         "params": int(model.count_params()),
         "paths": paths,
         "timing": timing,
@@ -451,7 +460,11 @@ def _entry(values):
 
 
 def aggregate_int8(seeds):
-    summary = {"float_keras_test_acc": _entry([s["float_keras_test_acc"] for s in seeds])}
+    summary = {
+        "float_keras_test_acc": _entry([s["float_keras_test_acc"] for s in seeds]),
+        "float_finetuned_keras_test_acc": _entry(
+            [s["float_finetuned"]["keras_test_acc"] for s in seeds]),
+    }
     for key, _ in INT8_PATHS:
         rows = [s["paths"][key] for s in seeds]
         summary[key] = {
@@ -541,10 +554,12 @@ def int8_table(task):
 
 def qat_curve(task):
     lines = []
-    for key in ("qat", "qat_bn_frozen"):
-        per_seed = [s["paths"][key]["keras_test_acc_per_epoch"] for s in task["int8"]["seeds"]]
+    seeds = task["int8"]["seeds"]
+    for key, label in INT8_PATHS[-2:] + (("float_finetuned", "float32 fine-tuned alike (control)"),):
+        per_seed = [(s["paths"] if key in s["paths"] else s)[key]["keras_test_acc_per_epoch"]
+                    for s in seeds]
         curve = [median(v) for v in zip(*per_seed)]
-        lines.append(f"  {key}: " + " -> ".join(pct(v) for v in curve))
+        lines.append(f"  {label}: " + " -> ".join(pct(v) for v in curve))
     return "\n".join(lines)
 
 
@@ -618,7 +633,9 @@ def main(argv=None):
             f"{t['float_s_per_epoch']['median']:.3f} s per epoch of float fine-tuning, "
             f"{t['qat_over_float']['median']:.2f}x (per seed: "
             + " / ".join(f"{v:.2f}x" for v in t["qat_over_float"]["per_seed"]) + ")")
-        log("Keras test acc % after each QAT epoch (median over seeds):")
+        log(f"Control, the float CNN fine-tuned with the QAT optimizer for the same "
+            f"epochs: Keras test acc {cell(s['float_finetuned_keras_test_acc'])}%")
+        log("Keras test acc % after each fine-tuning epoch (medians over seeds):")
         log(qat_curve(task))
     if any("lowbit" in t for t in task_results.values()):
         log("\nB. Low-bit weights, Keras (simulated) test acc %, trained from "
