@@ -120,6 +120,20 @@ def test_fused_batch_norm_matches_conv_then_batch_norm(conv):
         want = np.asarray(reference(x, training))
         got = np.asarray(fused(x, training=training))
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    # Same gradients in training, including the path through the batch
+    # statistics (without it, QAT of a trained CNN diverged).
+    import tensorflow as tf
+
+    probe = rng.normal(size=want.shape).astype("float32")
+    grads = []
+    for layer, variables in ((fused, [fused.kernel, fused.gamma]),
+                             (None, [plain.kernel, bn.gamma])):
+        with tf.GradientTape() as tape:
+            out = layer(x, training=True) if layer else reference(x, True)
+            loss = tf.reduce_sum(out * probe)
+        grads.append([np.asarray(g) for g in tape.gradient(loss, variables)])
+    for got, want in zip(*grads):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
     # Both updated their moving statistics the same way in training.
     np.testing.assert_allclose(np.asarray(fused.moving_mean), np.asarray(bn.moving_mean), atol=1e-5)
     np.testing.assert_allclose(np.asarray(fused.moving_variance), np.asarray(bn.moving_variance), atol=1e-4)

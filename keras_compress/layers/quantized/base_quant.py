@@ -186,8 +186,11 @@ class QuantLayer:
         frozen_bias = self.beta + self.gamma * (bias - self.moving_mean) / std
         if not training:
             return ops.add(y, frozen_bias)
-        # Batch statistics of the float pre-activation (the BN's input).
-        raw = ops.stop_gradient(self._apply(x, self.kernel))
+        # Batch statistics of the float pre-activation (the BN's input). The
+        # gradient flows through them, as through a BatchNormalization:
+        # without that path the kernel's scale is free to drift, and QAT of
+        # a trained CNN diverged within two epochs (digits, Adam 5e-4).
+        raw = self._apply(x, self.kernel)
         axes = tuple(range(len(raw.shape) - 1))
         mean, variance = ops.moments(raw, axes=axes)
         batch_std = ops.sqrt(variance + eps)
