@@ -98,6 +98,20 @@ def test_sequential_subclassed_and_multi_input_models(rng):
         np.testing.assert_allclose(got, model.predict(feed, verbose=0), atol=1e-5)
 
 
+def test_many_outputs_come_back_in_keras_order(rng):
+    # The flatbuffer lists outputs in its own order (twelve outputs: neither
+    # Keras's nor alphabetical); LiteRTModel returns them in Keras's.
+    a, b = keras.Input((4,)), keras.Input((3,))
+    h = keras.layers.Concatenate()([a, b])
+    sizes = (2, 5, 1, 7, 3, 4, 6, 8, 9, 10, 11, 12)
+    model = keras.Model([a, b], [keras.layers.Dense(k)(h) for k in sizes])
+    feed = [rng.uniform(size=(3, 4)).astype("float32"),
+            rng.uniform(size=(3, 3)).astype("float32")]
+    got = LiteRTModel(export.to_tflite(model)).predict(feed)  # verify=True
+    assert [g.shape[1] for g in got] == list(sizes)
+    for g, want in zip(got, model.predict(feed, verbose=0)):
+        np.testing.assert_allclose(g, want, atol=1e-5)
+
 def test_writes_the_file_it_returns(cnn, tmp_path):
     path = tmp_path / "cnn.tflite"
     data = export.to_tflite(cnn, path)

@@ -76,8 +76,7 @@ class LiteRTModel:
                 hint = (" (XNNPACK refused an op; kernels='builtin' runs "
                         "every op with LiteRT's own kernels)")
             raise RuntimeError(f"LiteRT could not load the model: {e}{hint}") from e
-        self._in = self._interpreter.get_input_details()
-        self._out = self._interpreter.get_output_details()
+        self._in, self._out = _details_in_order(self._interpreter)
         self.inputs = [_info(d) for d in self._in]
         self.outputs = [_info(d) for d in self._out]
         self._batch = int(self._in[0]["shape"][0]) if self._in[0]["shape"].size else 1
@@ -144,8 +143,7 @@ class LiteRTModel:
             shape[0] = count
             self._interpreter.resize_tensor_input(d["index"], shape)
         self._interpreter.allocate_tensors()
-        self._in = self._interpreter.get_input_details()
-        self._out = self._interpreter.get_output_details()
+        self._in, self._out = _details_in_order(self._interpreter)
 
     def evaluate(self, x, y, batch_size=None):
         """Top-1 accuracy of the model on `(x, y)` (labels as ints or one-hot)."""
@@ -242,6 +240,37 @@ def _delegated_nodes(details):
             delegated.add(node["index"])
             stack.extend(int(i) for i in node["inputs"] if i >= 0)
     return delegated
+
+
+def _details_in_order(interpreter):
+    """Input and output details in the order of the exported model.
+
+    `get_output_details` lists tensors in the flatbuffer's order, which for
+    a model with several outputs is not Keras's. The converter names a
+    single signature's tensors `input_<k>`/`output_<k>` in Keras's order, so
+    they are sorted by that number when every name has one.
+    """
+    ins = interpreter.get_input_details()
+    outs = interpreter.get_output_details()
+    signatures = interpreter.get_signature_list()
+    if len(signatures) != 1:
+        return ins, outs
+    (key,) = signatures
+    runner = interpreter.get_signature_runner(key)
+
+    def ordered(details, by_name):
+        number = {}
+        for name, d in by_name.items():
+            digits = name.rsplit("_", 1)[-1]
+            if not digits.isdigit():
+                return details
+            number[d["index"]] = int(digits)
+        if sorted(number) != sorted(d["index"] for d in details):
+            return details
+        return sorted(details, key=lambda d: number[d["index"]])
+
+    return (ordered(ins, runner.get_input_details()),
+            ordered(outs, runner.get_output_details()))
 
 
 def _info(detail):
