@@ -23,6 +23,11 @@ class QATSchedule(keras.callbacks.Callback):
       `batch_norm`) use and keep their moving statistics;
     - from `freeze_ranges` on, tracked quantization ranges stop updating.
 
+    When fine-tuning an already trained float model for a few epochs,
+    freeze the batch norms from the start (`freeze_batchnorm=0`): in
+    `benchmarks/quantization.py` live batch statistics for 3 of 5 epochs
+    cost digits 2 points (96.9% against 98.9%).
+
     The switches are compared with each quantizer's own count of training
     calls inside the compiled step: no retracing, no per-batch Python.
     Points count from the start of this `fit` call.
