@@ -7,6 +7,10 @@ Subpackages:
   layers: drop-in layers (`QuantConv2D`, `BinaryDense`, `Quantize`, ...).
   quantizers: `FakeQuant`, `SteSign`, `Ternary`, `DoReFa`, ...
   quantization: `quantize_model`, `fold_batchnorm`, `calibrate`.
+  early_exit: multi-exit networks (`add_early_exits`, `threshold_sweep`,
+    `export_early_exit`).
+  slimmable: one network, several widths (`set_width`, `SandwichModel`,
+    `export_width`).
   analysis: parameters, non-zeros, MACs and bytes of a model (`summarize`).
   export: verified writers for LiteRT/TFLite, TFLite Micro and ONNX.
   runtime: run and time an exported artifact (`LiteRTModel`, `MicroModel`,
@@ -24,12 +28,14 @@ _SUBPACKAGES = (
     "analysis",
     "callbacks",
     "datasets",
+    "early_exit",
     "export",
     "layers",
     "pruning",
     "quantization",
     "quantizers",
     "runtime",
+    "slimmable",
 )
 
 

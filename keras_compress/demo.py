@@ -4,9 +4,12 @@
 as float32, float16, dynamic-range and full-int8 TFLite, prunes a copy to
 80% sparsity while fine-tuning it (`MagnitudePruning`) and exports it as
 sparse TFLite, removes half of the channels of another copy
-(`prune_channels`) and fine-tunes it, writes a microcontroller bundle, runs every artifact in its real runtime (LiteRT with
-XNNPACK; TensorFlow Lite Micro for the bundle) and reports accuracy, size,
-latency and arena in one table, a JSON file and a plot.
+(`prune_channels`) and fine-tunes it, fine-tunes a QAT copy to int8, adds
+two early exits to another copy (a threshold sweep of accuracy against
+average MACs, and the stage chain run in LiteRT), writes a microcontroller
+bundle, runs every artifact in its real runtime (LiteRT with XNNPACK;
+TensorFlow Lite Micro for the bundle) and reports accuracy, size, latency
+and arena in one table, a JSON file and two plots.
 """
 
 import json
@@ -21,6 +24,7 @@ EPOCHS = 30
 SEED = 7
 PRUNE_SPARSITY = 0.8
 CHANNEL_RATIO = 0.5
+EXIT_THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 
 
 def build_cnn(input_shape=(16, 16, 1), num_classes=10):
@@ -84,7 +88,7 @@ def run(out_dir="demo_out", epochs=EPOCHS, log=print):
         raise ValueError(f"Expected `epochs` to be a positive int. Received: epochs={epochs!r}")
     out_dir = _io.check_output_dir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    stage = _Stages(10, log)
+    stage = _Stages(11, log)
 
     stage(f"Training the demo CNN on 16x16 digits ({epochs} epochs)")
     model, ((x_train, y_train), (x_test, y_test)) = train_cnn(epochs)
@@ -120,6 +124,10 @@ def run(out_dir="demo_out", epochs=EPOCHS, log=print):
     rows += _channel_rows(model, x_train, y_train, x_test, y_test, calibration,
                           out_dir, max(2, epochs // 3))
 
+    stage("Adding two early exits to a copy, sweeping thresholds, running the stage chain")
+    early = _early_exit(model, x_train, y_train, x_test, y_test, out_dir,
+                        max(2, epochs // 3))
+
     stage("Writing the microcontroller bundle and running it in TFLite Micro")
     report = export.to_micro(
         model, os.path.join(out_dir, "micro"), "digits", representative_data=calibration
@@ -142,13 +150,16 @@ def run(out_dir="demo_out", epochs=EPOCHS, log=print):
         row["size_vs_float32"] = base / row["size_bytes"]
     _io.write_atomic(
         os.path.join(out_dir, "results.json"),
-        json.dumps({"keras_params": model.count_params(), "rows": rows}, indent=2) + "\n",
+        json.dumps({"keras_params": model.count_params(), "rows": rows,
+                    "early_exit": early}, indent=2) + "\n",
     )
     plot(rows, os.path.join(out_dir, "accuracy_vs_size.png"))
     log("")
     log(table(rows))
-    log(f"\nArtifacts, results.json and accuracy_vs_size.png are in {out_dir}/ "
-        f"({stage.elapsed():.0f} s).")
+    log("")
+    log(early["summary"])
+    log(f"\nArtifacts, results.json, accuracy_vs_size.png and early_exit.png are "
+        f"in {out_dir}/ ({stage.elapsed():.0f} s).")
     return rows
 
 
@@ -198,6 +209,54 @@ def _qat_row(model, x_train, y_train, x_test, y_test, out_dir, epochs):
                       "int8", None, out_dir, x_test, y_test)
     row["keras_accuracy"] = float(qat.evaluate(x_test, y_test, verbose=0)[1])
     return row
+
+
+def _early_exit(model, x_train, y_train, x_test, y_test, out_dir, epochs):
+    """Two early exits (after each pooling), trained with distillation from
+    the final exit; a threshold sweep, its plot, and the stage chain run in
+    LiteRT at the threshold that saves most MACs within 1 point."""
+    import keras
+
+    from keras_compress.early_exit import (
+        add_early_exits, compile_multi_exit, export_early_exit, threshold_sweep)
+    from keras_compress.runtime import EarlyExitRunner
+
+    pools = [layer.name for layer in model.layers
+             if isinstance(layer, keras.layers.MaxPooling2D)]
+    multi = add_early_exits(model, pools)  # Trains a copy of the backbone.
+    trainer = compile_multi_exit(multi, keras.optimizers.Adam(1e-3),
+                                 distillation={"temperature": 3.0, "alpha": 0.5})
+    trainer.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0)
+    multi.save(os.path.join(out_dir, "digits_cnn_early_exit.keras"))
+    sweep = threshold_sweep(multi, x_test, y_test, EXIT_THRESHOLDS)
+    sweep.plot(os.path.join(out_dir, "early_exit.png"))
+    best = sweep.best(0.01) or sweep.rows[-1]
+    chain = export_early_exit(multi, os.path.join(out_dir, "early_exit"),
+                              threshold=best["threshold"], overwrite=True)
+    lite = EarlyExitRunner(os.path.join(out_dir, "early_exit")).predict(x_test)
+    fractions = lite.exit_fractions(len(pools) + 1)
+    summary = (
+        f"Early exits at threshold {best['threshold']:g} (max softmax): LiteRT "
+        f"accuracy {100 * lite.accuracy(y_test):.1f}% (Keras {100 * best['accuracy']:.1f}%, "
+        f"full network {100 * sweep.full_accuracy:.1f}%), "
+        f"{lite.mean_macs:,.0f} MACs per sample on average against the full "
+        f"network's {sweep.backbone_macs:,} (reduction "
+        f"{sweep.backbone_macs / lite.mean_macs:.2f}x); "
+        "samples leaving at each exit: "
+        + ", ".join(f"{100 * f:.0f}%" for f in fractions) + "."
+    )
+    return {
+        "threshold": best["threshold"],
+        "keras_accuracy": best["accuracy"],
+        "litert_accuracy": lite.accuracy(y_test),
+        "full_accuracy": sweep.full_accuracy,
+        "mean_macs": lite.mean_macs,
+        "full_macs": sweep.backbone_macs,
+        "exit_fractions": [float(f) for f in fractions],
+        "files": [stage["file"] for stage in chain["stages"]],
+        "sweep": sweep.to_dict(),
+        "summary": summary,
+    }
 
 
 def _channel_rows(model, x_train, y_train, x_test, y_test, calibration,

@@ -107,6 +107,16 @@ def test_demo_end_to_end(tmp_path):
     assert qat_row["size_bytes"] == (out / qat_row["file"]).stat().st_size
     assert abs(qat_row["accuracy"] - qat_row["keras_accuracy"]) <= 1 / 360 + 1e-9
     assert by_name["TFLM int8 bundle"]["arena_bytes"] > 0
+    # The early-exit stage: a plot, a Keras model, a stage chain run in
+    # LiteRT with Keras's accuracy (the runner takes Keras's decisions).
+    early = json.loads((out / "results.json").read_text())["early_exit"]
+    assert (out / "early_exit.png").is_file()
+    assert (out / "digits_cnn_early_exit.keras").is_file()
+    assert len(early["files"]) == 3
+    assert all((out / "early_exit" / f).is_file() for f in early["files"])
+    assert abs(early["litert_accuracy"] - early["keras_accuracy"]) <= 1 / 360 + 1e-9
+    assert abs(sum(early["exit_fractions"]) - 1) < 1e-9
+    assert len(early["sweep"]["rows"]) == 9
     # Sizes in the table are the sizes of the files written.
     assert by_name["TFLite int8"]["size_bytes"] == (out / "digits_int8.tflite").stat().st_size
     assert "TFLite float16" in result.stdout and "TFLite Micro" in result.stdout

@@ -9,3 +9,4 @@
 from keras_compress.runtime.litert import LiteRTModel
 from keras_compress.runtime.micro import MicroModel
 from keras_compress.runtime.onnx import ONNXModel
+from keras_compress.runtime.early_exit import EarlyExitRunner

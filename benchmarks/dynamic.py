@@ -1,0 +1,28 @@
+"""Dynamic computation, side by side: early exits and slimmable widths.
+
+Sections (each measures ours and its baseline in the same run):
+
+- `early_exit` (`benchmarks/_early_exit.py`): a CNN with two early exits
+  against the same network always run to the end: accuracy, average MACs
+  and LiteRT latency per sample over a sweep of confidence thresholds.
+- `slimmable` (`benchmarks/_slimmable.py`): one slimmable CNN trained with
+  the sandwich rule against plain models of each width trained on their own.
+
+Usage:
+
+    python benchmarks/dynamic.py              # 3 seeds, MNIST-1D and digits
+    python benchmarks/dynamic.py --quick      # smoke test, temp output
+    python benchmarks/dynamic.py --sections slimmable --seeds 1
+
+Results go to `benchmarks/results/dynamic.json`.
+"""
+
+import _early_exit
+import _slimmable
+from _sections import main
+
+SECTIONS = {"early_exit": _early_exit, "slimmable": _slimmable}
+
+if __name__ == "__main__":
+    main("dynamic", SECTIONS,
+         "Early exits and slimmable widths on MNIST-1D and digits.")
