@@ -7,6 +7,9 @@ Subpackages:
   layers: drop-in layers (`QuantConv2D`, `BinaryDense`, `Quantize`, ...).
   quantizers: `FakeQuant`, `SteSign`, `Ternary`, `DoReFa`, ...
   quantization: `quantize_model`, `fold_batchnorm`, `calibrate`.
+  factorization: `factorize` (SVD low-rank Dense), `to_depthwise_separable`.
+  distillation: `Distiller`, `Hint` (temperature, teacher ensembles, FitNets
+    hints).
   early_exit: multi-exit networks (`add_early_exits`, `threshold_sweep`,
     `export_early_exit`).
   slimmable: one network, several widths (`set_width`, `SandwichModel`,
@@ -28,8 +31,10 @@ _SUBPACKAGES = (
     "analysis",
     "callbacks",
     "datasets",
+    "distillation",
     "early_exit",
     "export",
+    "factorization",
     "layers",
     "pruning",
     "quantization",

@@ -74,10 +74,14 @@ def test_quantized_model_converts_to_full_int8_without_data(tmp_path):
             "FULLY_CONNECTED", "SOFTMAX"} <= ops
     assert "MUL" not in ops  # BatchNorm folded away.
     got, want = runner.predict(x), qat.predict(x, verbose=0)
-    # Random labels leave near-ties between classes, so the top-1 check is
-    # loose here; the real-data tests below hold it to 99%.
+    # Random labels leave near-ties between classes, so top-1 is compared
+    # where Keras's top two are at least 0.01 apart; the real-data tests
+    # below hold every sample to 99%.
     assert np.abs(got - want).max() < 0.02
-    assert (got.argmax(1) == want.argmax(1)).mean() >= 0.9
+    top2 = np.sort(want, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] >= 0.01
+    assert clear.sum() >= 32
+    assert (got.argmax(1)[clear] == want.argmax(1)[clear]).mean() >= 0.95
     # Keras-saved QAT models load and export alike.
     saved = tmp_path / "qat.keras"
     qat.save(saved)

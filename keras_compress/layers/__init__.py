@@ -4,12 +4,18 @@ Quantization-aware: `QuantDense`, `QuantConv1D`, `QuantConv2D`,
 `QuantDepthwiseConv2D`, `Quantize` (activations); binary: `BinaryDense`,
 `BinaryConv2D` (with the `WeightClip` constraint).
 
+Cheaper architectures: `DepthwiseSeparableConv2D`, `LowRankDense`,
+`LowRankConv2D` (see `keras_compress.factorization`).
+
 Dynamic computation: `EarlyExitHead` (see `keras_compress.early_exit`);
 `SlimmableConv2D`, `SlimmableDense`, `SwitchableBatchNormalization` (see
 `keras_compress.slimmable`).
 """
 
 from keras_compress.layers.early_exit import EarlyExitHead
+from keras_compress.layers.factorized import DepthwiseSeparableConv2D
+from keras_compress.layers.factorized import LowRankConv2D
+from keras_compress.layers.factorized import LowRankDense
 from keras_compress.layers.quantized import BinaryConv2D
 from keras_compress.layers.quantized import BinaryDense
 from keras_compress.layers.quantized import QuantConv1D
@@ -28,7 +34,10 @@ from keras_compress.layers.slimmable import active_channels
 __all__ = [
     "BinaryConv2D",
     "BinaryDense",
+    "DepthwiseSeparableConv2D",
     "EarlyExitHead",
+    "LowRankConv2D",
+    "LowRankDense",
     "QuantConv1D",
     "QuantConv2D",
     "QuantDense",
