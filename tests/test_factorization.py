@@ -383,8 +383,13 @@ def test_separable_conversion_of_a_separable_kernel_is_exact(m):
     _separable_kernels(model, ["c1", "c2", "c3"], m, rng)
     x = rng.normal(size=(96, 8, 8, 3)).astype("float32")
     weights = [w.copy() for w in model.get_weights()]
-    new, report = to_depthwise_separable(model, x, depth_multiplier=m,
-                                         return_report=True)
+    # By default the stem (3 input channels) stays standard.
+    default = to_depthwise_separable(model, None, depth_multiplier=m,
+                                     return_report=True)[1]
+    assert [r["name"] for r in default.layers if r["replaced"]] == ["c2", "c3"]
+    assert "3 input channels" in default.layers[0]["status"]
+    new, report = to_depthwise_separable(model, x, layers=["c1", "c2", "c3"],
+                                         depth_multiplier=m, return_report=True)
     assert [r["name"] for r in report.layers if r["replaced"]] == ["c1", "c2", "c3"]
     for name in ("c1", "c2", "c3"):
         layer = new.get_layer(name)
@@ -405,7 +410,8 @@ def test_separable_conversion_of_a_separable_kernel_is_exact(m):
         assert row["params_after"] == new.get_layer(row["name"]).count_params()
     assert report.params_after == summarize(new).totals.params
     # Without data, the SVD alone is exact too; the input model is untouched.
-    svd_only = to_depthwise_separable(model, None, depth_multiplier=m)
+    svd_only = to_depthwise_separable(model, None, layers=["c1", "c2", "c3"],
+                                      depth_multiplier=m)
     np.testing.assert_allclose(svd_only.predict(x_test, verbose=0), want,
                                rtol=0, atol=1e-5 * np.abs(want).max())
     for a, b in zip(weights, model.get_weights()):
@@ -445,12 +451,14 @@ def test_separable_fit_reduces_the_output_error(tmp_path):
 
 def test_separable_default_selection_skips_what_does_not_pay():
     inputs = keras.Input((8, 8, 3))
-    h = L.Conv2D(4, 1, name="point")(inputs)
-    h = L.Conv2D(1, 3, name="narrow")(h)  # 9*4 + 4 + 1 > 9*4 + 1
-    h = L.Conv2D(16, 3, name="wide")(h)
-    model = keras.Model(inputs, h)
+    stem = L.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    h = L.Conv2D(4, 1, name="point")(stem)
+    narrow = L.Conv2D(1, 3, name="narrow")(h)  # 9*4 + 4 + 1 > 9*4 + 1
+    wide = L.Conv2D(16, 3, name="wide")(h)
+    model = keras.Model(inputs, L.Concatenate()([narrow, wide]))
     new, report = to_depthwise_separable(model, None, return_report=True)
     status = {r["name"]: r["status"] for r in report.layers}
+    assert status["stem"].startswith("kept: 3 input channels")
     assert status["point"] == "kept: 1x1 kernel (already pointwise)"
     assert status["narrow"].startswith("kept: no saving")
     assert status["wide"] == "replaced"
