@@ -212,9 +212,13 @@ def _qat_row(model, x_train, y_train, x_test, y_test, out_dir, epochs):
 
 
 def _early_exit(model, x_train, y_train, x_test, y_test, out_dir, epochs):
-    """Two early exits (after each pooling), trained with distillation from
-    the final exit; a threshold sweep, its plot, and the stage chain run in
-    LiteRT at the threshold that saves most MACs within 1 point."""
+    """Two early exits (after each pooling) trained on the frozen, trained
+    backbone; a threshold sweep, its plot, and the stage chain run in
+    LiteRT at the threshold that saves most MACs within 1 point.
+
+    Training the backbone jointly with the exits cost its final exit 2-6
+    points here; heads on frozen features keep the full network's accuracy.
+    """
     import keras
 
     from keras_compress.early_exit import (
@@ -223,9 +227,11 @@ def _early_exit(model, x_train, y_train, x_test, y_test, out_dir, epochs):
 
     pools = [layer.name for layer in model.layers
              if isinstance(layer, keras.layers.MaxPooling2D)]
-    multi = add_early_exits(model, pools)  # Trains a copy of the backbone.
-    trainer = compile_multi_exit(multi, keras.optimizers.Adam(1e-3),
-                                 distillation={"temperature": 3.0, "alpha": 0.5})
+    multi = add_early_exits(model, pools, head={"hidden_units": 64},
+                            freeze_backbone=True)  # a copy
+    steps = epochs * -(-len(x_train) // 64)
+    trainer = compile_multi_exit(
+        multi, keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, steps)))
     trainer.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0)
     multi.save(os.path.join(out_dir, "digits_cnn_early_exit.keras"))
     sweep = threshold_sweep(multi, x_test, y_test, EXIT_THRESHOLDS)

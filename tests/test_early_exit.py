@@ -130,6 +130,28 @@ def test_build_orders_exits_copies_backbone_and_saves(tmp_path, digits):
         np.testing.assert_array_equal(a, b)
 
 
+def test_freeze_backbone_trains_only_the_heads(digits):
+    (x_train, y_train), (x_test, _) = digits
+    backbone = _backbone()
+    model = add_early_exits(backbone, ["block0", "block1"], freeze_backbone=True)
+    heads = [model.get_layer("exit_0"), model.get_layer("exit_1")]
+    head_ids = {id(w) for h in heads for w in h.weights}
+    frozen = [w for w in model.weights if id(w) not in head_ids]
+    before = [np.array(w) for w in frozen]
+    head_before = [np.array(w) for h in heads for w in h.trainable_weights]
+    assert len(model.trainable_weights) == len(head_before)
+    compile_multi_exit(model, keras.optimizers.Adam(1e-2)).fit(
+        x_train[:256], y_train[:256], epochs=1, verbose=0)
+    for w, b in zip(frozen, before):
+        np.testing.assert_array_equal(np.array(w), b)
+    after = [np.array(w) for h in heads for w in h.trainable_weights]
+    assert all(not np.array_equal(a, b) for a, b in zip(after, head_before))
+    # The final exit is the backbone, exactly.
+    np.testing.assert_allclose(model.predict(x_test[:32], verbose=0)[-1],
+                               backbone.predict(x_test[:32], verbose=0), atol=1e-6)
+    with pytest.raises(TypeError, match="Received: freeze_backbone='yes'"):
+        add_early_exits(backbone, ["block0"], freeze_backbone="yes")
+
 def test_build_rejects_bad_exit_points():
     backbone = _backbone()
     with pytest.raises(ValueError, match=r"among the layers of the backbone: \['block0'"):
