@@ -1,0 +1,49 @@
+"""benchmarks/dynamic.py runs (--quick, digits) and reports what it wrote."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WIDTHS = ["0.25", "0.5", "0.75", "1.0"]
+
+
+@pytest.mark.slow
+def test_dynamic_quick(tmp_path):
+    out = tmp_path / "dynamic.json"
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "dynamic.py"),
+         "--quick", "--tasks", "digits", "--output", str(out)],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["command"].startswith("python benchmarks/dynamic.py")
+    assert report["settings"]["quick"] is True
+    assert list(report["sections"]) == ["early_exit", "slimmable"]
+
+    early = report["sections"]["early_exit"]["tasks"]["digits"]["summary"]
+    joint = early["joint"]
+    # Staged MACs grow exit by exit and the last includes the backbone.
+    macs = joint["exit_macs"]["median"]
+    assert macs == sorted(macs) and macs[-1] > early["baseline_macs"]["median"]
+    # The LiteRT chain takes Keras's exit on every test sample.
+    assert joint["litert_same_exit"]["median"] == 1.0
+    sweep = joint["sweep"]
+    reductions = [row["mac_reduction"]["median"] for row in sweep]
+    assert reductions == sorted(reductions, reverse=True)  # higher threshold, more MACs
+    for row in sweep:
+        assert abs(sum(row["exit_fractions"]["median"]) - 1) < 1e-6
+
+    slim = report["sections"]["slimmable"]["tasks"]["digits"]["summary"]
+    assert [w for w in WIDTHS if w in slim] == WIDTHS
+    params = [slim[w]["params"] for w in WIDTHS]
+    assert params == sorted(params) and len(set(params)) == 4
+    for w in WIDTHS:
+        # The exported plain model computes what the slimmable one does.
+        assert slim[w]["export_max_abs_diff"]["median"] < 1e-5
+    assert "Wrote" in result.stdout
