@@ -106,7 +106,8 @@ def test_demo_end_to_end(tmp_path):
     assert (out / "digits_cnn_qat.keras").is_file()
     qat_row = by_name["TFLite int8 from QAT"]
     assert qat_row["size_bytes"] == (out / qat_row["file"]).stat().st_size
-    assert abs(qat_row["accuracy"] - qat_row["keras_accuracy"]) <= 2 / 360 + 1e-9
+    # keras_accuracy is a float32 from evaluate: compare in samples.
+    assert round(abs(qat_row["accuracy"] - qat_row["keras_accuracy"]) * 360) <= 2
     assert by_name["TFLM int8 bundle"]["arena_bytes"] > 0
     # The early-exit stage: a plot, a Keras model, a stage chain run in
     # LiteRT with Keras's accuracy (the runner takes Keras's decisions).

