@@ -1,6 +1,7 @@
 """MagnitudePruning and the mask helpers, on real training."""
 
 import csv
+import warnings
 
 import keras
 import numpy as np
@@ -443,3 +444,25 @@ def test_composes_with_the_layers_own_constraint(digits, tmp_path):
     assert type(inner).__name__ == "NonNeg"
     strip_pruning(loaded)
     assert type(loaded.get_layer("dense").kernel_constraint).__name__ == "NonNeg"
+
+
+def test_warns_when_the_schedule_ended_before_this_fit():
+    # Schedules count optimizer.iterations: fine-tuning with the optimizer
+    # that trained the model, a schedule starting at 0 is already over.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8)).astype("float32")
+    y = rng.normal(size=(64, 2)).astype("float32")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)  # 8 steps
+    late = MagnitudePruning(PolynomialDecay(0.0, 0.5, begin_step=0, end_step=4, frequency=1))
+    with pytest.warns(UserWarning, match="already taken 8 steps.*begin_step=8"):
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[late])
+    assert (np.asarray(model.layers[0].kernel) == 0).sum() == 0  # nothing pruned
+    on_time = MagnitudePruning(PolynomialDecay(0.0, 0.5, begin_step=12, end_step=16, frequency=1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[on_time])
+    assert not [w for w in caught if "MagnitudePruning" in str(w.message)]
+    kernel = np.asarray(model.layers[0].kernel)
+    assert (kernel == 0).sum() == 8

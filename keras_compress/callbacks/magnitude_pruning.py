@@ -1,5 +1,7 @@
 """`MagnitudePruning`: gradual magnitude pruning inside `model.fit`."""
 
+import warnings
+
 from keras import ops
 
 from keras_compress.callbacks._masking import PruningCallback
@@ -102,6 +104,21 @@ class MagnitudePruning(PruningCallback):
                     "step at which weights are rewound). Received: "
                     f"rewind_step={rewind_step}, end_step={end}"
                 )
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        end = self.schedule.end_step
+        done = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+        if end != -1 and done >= end:
+            warnings.warn(
+                f"MagnitudePruning: the optimizer has already taken {done} "
+                f"steps, at or past the schedule's end_step={end}, so no mask "
+                "will change in this fit. Schedules count "
+                "`optimizer.iterations`; to prune a model trained with this "
+                f"optimizer, start the schedule at begin_step={done} (or "
+                "compile with a new optimizer).",
+                stacklevel=2,
+            )
 
     def _hook(self, item, pm, w):
         step = self._step()
