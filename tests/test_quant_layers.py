@@ -185,6 +185,27 @@ def test_binary_layers_export_two_int8_values_per_channel():
     assert np.abs(got - want).max() <= 0.05 * scale
 
 
+def test_ternary_conv_with_a_large_kernel_exports_three_values_per_channel():
+    # 3x3x32x64 = 18k weights: a bool-to-float cast in Ternary made the
+    # converter fail on the FakeQuant op after it ("neither a custom op nor
+    # a flex op").
+    from keras_compress.quantizers import Ternary
+
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((8, 8, 32))
+    h = kl.Quantize()(inputs)
+    h = kl.QuantConv2D(64, 3, kernel_quantizer=Ternary(), output_quantizer="fake_quant")(h)
+    outputs = kl.QuantDense(5, output_quantizer="fake_quant")(keras.layers.Flatten()(h))
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).uniform(0, 1, (32, 8, 8, 32)).astype("float32")
+    model.compile("adam", "mse")
+    model.fit(x, np.zeros((32, 5)), epochs=1, verbose=0)
+    data = export.to_tflite(model, quantize="int8")
+    conv = _int8_weights(data)["CONV_2D"]
+    for c in range(conv.shape[0]):
+        magnitudes = np.unique(np.abs(conv[c]))
+        assert set(magnitudes) - {0} and len(set(magnitudes) - {0}) == 1, magnitudes
+
 def test_binary_latent_clip_and_warning():
     layer = kl.BinaryDense(3)
     assert isinstance(layer.kernel_constraint, kl.WeightClip)

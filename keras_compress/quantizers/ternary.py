@@ -59,7 +59,10 @@ class Ternary(Quantizer):
         axes = reduce_axes(self.axis, len(x.shape))
         a = ops.stop_gradient(ops.abs(x))
         delta = self.threshold_factor * ops.mean(a, axis=axes, keepdims=True)
-        mask = ops.cast(ops.greater(a, delta), x.dtype)
+        # 1 where |x| > delta, else 0. Written without a bool-to-float cast:
+        # the TFLite converter does not fold that cast on large kernels and
+        # then fails on the FakeQuant op that follows (int8 export).
+        mask = ops.sign(ops.relu(a - delta))
         q = ops.sign(x) * mask
         if self.scale:
             total = ops.sum(a * mask, axis=axes, keepdims=True)
