@@ -1,0 +1,150 @@
+"""The quantization, microcontroller and pipeline examples, run end to end.
+
+Each script runs in a subprocess on a tiny slice of the offline data; the
+tests then reload what it wrote and check that the numbers it printed and
+stored in results.json are those of the files.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_compress import datasets
+from keras_compress.runtime import LiteRTModel, MicroModel
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--epochs", "1", "--train_samples", "256", "--test_samples", "100"]
+
+
+def run_example(script, out, *extra):
+    """Runs examples/<script>; returns its stdout and results.json."""
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", script), *TINY,
+         "--out", str(out), *extra],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout, json.loads((out / "results.json").read_text())
+
+
+def sliced_test_set(name):
+    """The test slice the scripts saw with TINY."""
+    loader = datasets.load_mnist1d if name == "mnist1d" else datasets.load_digits
+    _, (x, y) = loader()
+    return x[:100], y[:100]
+
+
+def check_files(out, results):
+    for file in results["files"]:
+        assert os.path.isfile(out / file), file
+
+
+def int8_tensors(path, shape):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(model_path=str(path), experimental_op_resolver_type=(
+        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES))
+    interpreter.allocate_tensors()
+    return [interpreter.get_tensor(d["index"]) for d in interpreter.get_tensor_details()
+            if d["dtype"] == np.int8 and tuple(d["shape"]) == shape]
+
+
+@pytest.mark.slow
+def test_qat_int8(tmp_path):
+    stdout, results = run_example("qat_int8.py", tmp_path, "--qat_epochs", "1")
+    check_files(tmp_path, results)
+    x, y = sliced_test_set("digits")
+    assert results["test_samples"] == 100
+    rows = {row["model"]: row for row in results["rows"]}
+    assert list(rows) == ["float32", "PTQ int8", "QAT int8"]
+    for row in rows.values():
+        path = tmp_path / row["file"]
+        assert row["litert_accuracy"] == LiteRTModel(path).evaluate(x, y)
+        assert row["size_bytes"] == os.path.getsize(path)
+        assert f"{row['litert_accuracy']:.1%}" in stdout
+        assert f"{row['size_bytes']:,}" in stdout
+    for name in ("PTQ int8", "QAT int8"):
+        # Simulated (Keras) and real (LiteRT) int8 pick the same class.
+        assert rows[name]["agreement"] >= 0.9
+        assert rows[name]["size_vs_float32"] > 3.0
+    assert rows["float32"]["agreement"] >= 0.99
+
+
+@pytest.mark.slow
+def test_low_bit(tmp_path):
+    stdout, results = run_example("low_bit.py", tmp_path)
+    check_files(tmp_path, results)
+    assert (tmp_path / "kernels.png").read_bytes()[:4] == b"\x89PNG"
+    x, y = sliced_test_set("digits")
+    rows = {row["variant"]: row for row in results["rows"]}
+    assert list(rows) == ["float32", "dorefa4", "dorefa2", "ternary", "binary"]
+    most = {"dorefa4": 16, "dorefa2": 4, "ternary": 3, "binary": 2}
+    for variant, row in rows.items():
+        assert f"{row['keras_accuracy']:.1%}" in stdout
+        if "file" not in row:
+            continue
+        path = tmp_path / row["file"]
+        assert row["litert_accuracy"] == LiteRTModel(path).evaluate(x, y)
+        assert row["size_bytes"] == os.path.getsize(path)
+        assert f"{row['size_bytes']:,}" in stdout
+        # The middle convolution, (out, h, w, in) in the file.
+        (kernel,) = int8_tensors(path, (64, 3, 3, 32))
+        counts = [np.unique(c).size for c in kernel.reshape(64, -1)]
+        assert row["values_per_channel"] == max(counts)
+        if variant in most:
+            assert max(counts) <= most[variant]
+    assert rows["binary"]["values_per_channel"] == 2
+
+
+@pytest.mark.slow
+def test_microcontroller(tmp_path):
+    stdout, results = run_example("microcontroller.py", tmp_path, "--name", "digits_cnn")
+    check_files(tmp_path, results)
+    x, y = sliced_test_set("digits")
+    float_row, micro_row = results["rows"]
+    assert float_row["accuracy"] == LiteRTModel(tmp_path / float_row["file"]).evaluate(x, y)
+    path = tmp_path / micro_row["file"]
+    report = results["report"]
+    assert micro_row["size_bytes"] == report["flash_bytes"] == os.path.getsize(path)
+    assert micro_row["arena_bytes"] == report["arena_bytes"] > 0
+    micro = MicroModel(path, arena_size=report["arena_bytes"])
+    assert micro_row["accuracy"] == micro.evaluate(x, y)
+    for row in results["rows"]:
+        assert f"{row['accuracy']:.1%}" in stdout
+        assert f"{row['size_bytes']:,}" in stdout
+    assert f"#define DIGITS_CNN_ARENA_SIZE {report['arena_bytes']}" in stdout
+    assert "resolver.AddConv2D();" in stdout
+    header = (tmp_path / "micro" / "digits_cnn.h").read_text()
+    assert header.split("#ifdef __cplusplus")[0].rstrip() in stdout
+
+
+@pytest.mark.slow
+def test_pipeline(tmp_path):
+    stdout, results = run_example("pipeline.py", tmp_path, "--finetune_epochs", "1",
+                                  "--qat_epochs", "1")
+    check_files(tmp_path, results)
+    assert results["dataset"] == "mnist1d"  # the default
+    x, y = sliced_test_set("mnist1d")
+    rows = results["rows"]
+    assert [row["runtime"] for row in rows] == ["LiteRT"] * 3 + ["TFLite Micro"]
+    for row in rows:
+        path = tmp_path / row["file"]
+        runner = MicroModel(path) if row["runtime"] == "TFLite Micro" else LiteRTModel(path)
+        assert row["accuracy"] == runner.evaluate(x, y)
+        assert row["size_bytes"] == os.path.getsize(path)
+        assert row["times_smaller"] == pytest.approx(rows[0]["size_bytes"] / row["size_bytes"])
+        assert f"{row['accuracy']:.1%}" in stdout and f"{row['size_bytes']:,}" in stdout
+    baseline, pruned, qat, bundle = rows
+    assert pruned["macs"] < 0.25 * baseline["macs"]  # 60% of the channels gone
+    assert qat["macs"] == bundle["macs"] == pruned["macs"]
+    # Channel removal and int8 together: the size half of the requirement
+    # holds whatever the training (the accuracy half needs the defaults).
+    assert results["size_ratio"] == bundle["times_smaller"] >= 10
+    assert results["accuracy_drop_points"] == pytest.approx(
+        100 * (baseline["accuracy"] - bundle["accuracy"]))
+    assert f"{results['size_ratio']:.1f}x smaller" in stdout
