@@ -6,36 +6,18 @@ measured again here from the files it wrote (LiteRT accuracy on the same
 test subset, file sizes), and its printed table must show them.
 """
 
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from keras_compress import datasets
+from example_runner import first_test_samples
+from example_runner import run_example as _run
 from keras_compress.runtime import EarlyExitRunner, LiteRTModel
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--epochs", "1", "--train_samples", "256", "--test_samples", "100"]
-
-
-def _run(script, out, *args):
-    proc = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "examples", script), "--out", str(out),
-         *TINY, *args],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    with open(os.path.join(out, "results.json")) as f:
-        return proc.stdout, json.load(f)
 
 
 def _test_data(name, as_image=False):
-    load = datasets.load_digits if name == "digits" else datasets.load_mnist1d
-    _, (x, y) = load()
-    x, y = x[:100], y[:100]
+    x, y = first_test_samples(name)
     if as_image and x.ndim == 3:
         x = x[:, :, None, :]
     return x, y

@@ -1,35 +1,14 @@
 """The pruning examples run, and their numbers come from the files they write."""
 
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from keras_compress import analysis, datasets
+from example_runner import first_test_samples as subset
+from example_runner import run_example as run
+from keras_compress import analysis
 from keras_compress.runtime import LiteRTModel
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--epochs", "1", "--train_samples", "256", "--test_samples", "100"]
-
-
-def run(script, out, *args):
-    """Runs `examples/<script>` with tiny settings; returns stdout and results."""
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "examples", script), *TINY,
-         "--out", str(out), *args],
-        capture_output=True, text=True, timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout, json.loads((out / "results.json").read_text())
-
-
-def subset(name):
-    (x, y) = (datasets.load_digits if name == "digits" else datasets.load_mnist1d)()[1]
-    return x[:100], y[:100]
 
 
 def check_file(out, row, x, y, kernels="xnnpack"):

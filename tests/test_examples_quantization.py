@@ -5,38 +5,14 @@ tests then reload what it wrote and check that the numbers it printed and
 stored in results.json are those of the files.
 """
 
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from keras_compress import datasets
+from example_runner import first_test_samples as sliced_test_set
+from example_runner import run_example
 from keras_compress.runtime import LiteRTModel, MicroModel
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--epochs", "1", "--train_samples", "256", "--test_samples", "100"]
-
-
-def run_example(script, out, *extra):
-    """Runs examples/<script>; returns its stdout and results.json."""
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "examples", script), *TINY,
-         "--out", str(out), *extra],
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout, json.loads((out / "results.json").read_text())
-
-
-def sliced_test_set(name):
-    """The test slice the scripts saw with TINY."""
-    loader = datasets.load_mnist1d if name == "mnist1d" else datasets.load_digits
-    _, (x, y) = loader()
-    return x[:100], y[:100]
 
 
 def check_files(out, results):
