@@ -45,9 +45,10 @@ def define_flags(epochs, out, dataset="digits", datasets=DATASETS):
 
 
 def load_data(name, train_samples=0, test_samples=0):
-    """`(x_train, y_train), (x_test, y_test)` as float32 in [0, 1], int labels.
+    """`(x_train, y_train), (x_test, y_test)`: float32 inputs, int labels.
 
-    Images are NHWC with a channel axis; MNIST-1D is `(n, 40, 1)`.
+    Images are NHWC with a channel axis, pixels in [0, 1]; MNIST-1D is
+    `(n, 40, 1)`, values of about -5 to 5.
     """
     if name == "digits":
         from keras_compress.datasets import load_digits
