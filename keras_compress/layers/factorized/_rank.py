@@ -1,12 +1,12 @@
-"""Checks of the `rank` argument of the low-rank layers."""
+"""Checks of the integer arguments (`rank`, `units`, `filters`) of the low-rank layers."""
 
 
-def check_rank(layer, rank):
-    """Raises unless `rank` is an integer >= 1 (the lower bound)."""
-    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+def check_positive(layer, name, value):
+    """Raises unless argument `name` of `layer` is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(
-            f"Layer {layer.name!r}: expected `rank` to be an integer >= 1. "
-            f"Received: rank={rank!r}"
+            f"Layer {layer.name!r}: expected `{name}` to be an integer >= 1. "
+            f"Received: {name}={value!r}"
         )
 
 

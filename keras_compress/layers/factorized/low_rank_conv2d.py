@@ -3,7 +3,7 @@
 
 import keras
 
-from keras_compress.layers.factorized._rank import check_rank
+from keras_compress.layers.factorized._rank import check_positive
 from keras_compress.layers.factorized._rank import check_rank_range
 
 _L = keras.layers
@@ -96,12 +96,8 @@ class LowRankConv2D(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-            raise ValueError(
-                f"Layer {self.name!r}: expected `filters` to be an integer "
-                f">= 1. Received: filters={filters!r}"
-            )
-        check_rank(self, rank)
+        check_positive(self, "filters", filters)
+        check_positive(self, "rank", rank)
         self.filters = filters
         self.rank = rank
         self.activation = keras.activations.get(activation)

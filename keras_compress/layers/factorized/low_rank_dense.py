@@ -3,7 +3,7 @@ matrices."""
 
 import keras
 
-from keras_compress.layers.factorized._rank import check_rank
+from keras_compress.layers.factorized._rank import check_positive
 from keras_compress.layers.factorized._rank import check_rank_range
 
 _L = keras.layers
@@ -81,12 +81,8 @@ class LowRankDense(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ValueError(
-                f"Layer {self.name!r}: expected `units` to be an integer >= 1."
-                f" Received: units={units!r}"
-            )
-        check_rank(self, rank)
+        check_positive(self, "units", units)
+        check_positive(self, "rank", rank)
         self.units = units
         self.rank = rank
         self.activation = keras.activations.get(activation)
