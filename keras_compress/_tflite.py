@@ -128,3 +128,55 @@ def builtin_op_name(code):
 _OP_NAMES = {
     v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")
 }
+
+
+BUFFER_ALIGNMENT = 16
+
+
+class _AlignedBuffer:
+    """Packs a `BufferT` with its data 16-byte aligned in the file.
+
+    The schema asks for `force_align: 16` on buffer data, which the Python
+    flatbuffers library ignores; TFLite Micro reads some constants (Huffman
+    code words, int32 biases) as words, so misaligned data would be
+    undefined behaviour on a microcontroller.
+    """
+
+    def __init__(self, buffer):
+        self.buffer = buffer
+
+    def Pack(self, builder):
+        data = self.buffer.data
+        offset = None
+        if data is not None:
+            payload = bytes(bytearray(data)) if not isinstance(data, bytes) else data
+            builder.StartVector(1, len(payload), BUFFER_ALIGNMENT)
+            builder.head = builder.head - len(payload)
+            builder.Bytes[builder.head : builder.head + len(payload)] = payload
+            builder.vectorNumElems = len(payload)
+            offset = builder.EndVector()
+        schema.BufferStart(builder)
+        if offset is not None:
+            schema.BufferAddData(builder, offset)
+        schema.BufferAddOffset(builder, self.buffer.offset)
+        schema.BufferAddSize(builder, self.buffer.size)
+        return schema.BufferEnd(builder)
+
+
+def serialize(model):
+    """Packs a `schema.ModelT` into `.tflite` bytes, buffers 16-byte aligned.
+
+    The object tree is not changed. The result starts with the `TFL3` file
+    identifier, like the converter's output.
+    """
+    import flatbuffers
+
+    buffers = model.buffers
+    model.buffers = None if buffers is None else [_AlignedBuffer(b) for b in buffers]
+    try:
+        builder = flatbuffers.Builder(1024)
+        root = model.Pack(builder)
+        builder.Finish(root, file_identifier=_IDENTIFIER)
+    finally:
+        model.buffers = buffers
+    return bytes(builder.Output())

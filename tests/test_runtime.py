@@ -109,3 +109,30 @@ def test_micro_model_from_path(cnn_int8, tmp_path, digits):
     np.testing.assert_array_equal(from_path.predict(x_test[:4], raw=True),
                                   MicroModel(cnn_int8).predict(x_test[:4], raw=True))
     assert from_path.size_bytes == len(cnn_int8)
+
+
+def test_micro_arena_of_a_model_whose_small_arenas_crash_tflm():
+    # TFLM's Python interpreter segfaults (no exception) for this MLP with
+    # arenas of 3,000-3,700 and 5,232 bytes; the search probes in a child.
+    import keras
+
+    from keras_compress import export
+    from keras_compress.runtime import _arena
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((64,)),
+        keras.layers.Dense(300, activation="relu"),
+        keras.layers.Dense(100, activation="relu"),
+        keras.layers.Dense(10),
+    ])
+    x = np.random.default_rng(0).random((200, 64), dtype="float32")
+    data = export.to_tflite(model, quantize="int8", representative_data=x,
+                            int8_io=True, batch_size=1)
+    micro = MicroModel(data)
+    assert micro.arena_bytes % 16 == 0
+    assert _arena.fits(data, micro.arena_bytes)
+    assert not _arena.fits(data, micro.arena_bytes - 16)
+    assert not _arena.fits(data, 3600)  # A crash in the child, not here.
+    reference = LiteRTModel(data, kernels="reference").predict(x[:20], raw=True)
+    np.testing.assert_array_equal(micro.predict(x[:20], raw=True), reference)

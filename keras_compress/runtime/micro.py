@@ -2,15 +2,18 @@
 
 import contextlib
 import os
+import re
 import tempfile
 
 import numpy as np
 
 from keras_compress import _tflite
+from keras_compress.runtime import _arena
 from keras_compress.runtime import _common
 
 _ALIGN = 16
 _MAX_ARENA = 512 * 1024 * 1024
+_FIRST_PROBE = 1024 * 1024
 
 
 class MicroModel:
@@ -26,6 +29,11 @@ class MicroModel:
         model: `.tflite` bytes or a path to a `.tflite` file.
         arena_size: Tensor arena in bytes, default None (measure the smallest
             that works).
+        alt_decompression_memory_size: Bytes of alternate decompression
+            memory, default 0. A model with look-up-table compressed weights
+            (`to_micro(..., compression="lut")`) decodes each weight into
+            the arena before the operator that reads it; with this memory
+            the decoded weights go there instead, and `arena_bytes` shrinks.
 
     Example:
 
@@ -36,7 +44,7 @@ class MicroModel:
     0.96
     """
 
-    def __init__(self, model, arena_size=None):
+    def __init__(self, model, arena_size=None, alt_decompression_memory_size=0):
         self._data, flatbuffer = _tflite.load_model_bytes(model, "model")
         if arena_size is not None and (
             isinstance(arena_size, bool) or not isinstance(arena_size, int)
@@ -46,14 +54,21 @@ class MicroModel:
                 "Expected `arena_size` to be None or a positive int. "
                 f"Received: arena_size={arena_size!r}"
             )
+        alt = alt_decompression_memory_size
+        if isinstance(alt, bool) or not isinstance(alt, int) or alt < 0:
+            raise ValueError(
+                "Expected `alt_decompression_memory_size` to be an int >= 0. "
+                f"Received: alt_decompression_memory_size={alt!r}"
+            )
+        self.alt_decompression_memory_size = alt
         self.ops = op_names(flatbuffer)
         if arena_size is None:
-            arena_size = find_arena_size(self._data)
+            arena_size = find_arena_size(self._data, alt)
             self.arena_bytes = arena_size
         else:
             self.arena_bytes = None
         self.arena_size = arena_size
-        self._interpreter = _make(self._data, arena_size)
+        self._interpreter = _make(self._data, arena_size, alt_size=alt)
         graph = flatbuffer.subgraphs[0]
         self.inputs = [
             _info(self._interpreter.get_input_details(i), graph, i, "in")
@@ -100,35 +115,54 @@ class MicroModel:
         return _common.accuracy(self.predict(x), y)
 
 
-def find_arena_size(data):
+def find_arena_size(data, alt_decompression_memory_size=0):
     """Smallest tensor arena (bytes, multiple of 16) TFLM can run `data` in.
+
+    TFLM's recording allocator reports how much of a generous arena one
+    invocation used; the smallest arena that really works (a little more)
+    is then found by bisection from that figure. The probes run in a child
+    process (`keras_compress.runtime._arena`): TFLM's Python interpreter can
+    crash the process instead of failing when an arena is too small.
+
+    Args:
+        data: `.tflite` bytes.
+        alt_decompression_memory_size: Bytes of alternate decompression
+            memory given to the interpreter (default 0: compressed tensors
+            are decoded into the arena).
 
     Raises:
         RuntimeError: if TFLM cannot allocate the model even in 512 MiB, for
             example because it uses an operator TFLM has no kernel for.
     """
-    high = _ALIGN * (len(data) // _ALIGN + 64)
-    while not _fits(data, high):
+    alt = alt_decompression_memory_size
+    high = max(_FIRST_PROBE, _ALIGN * (4 * len(data) // _ALIGN + 64))
+    while not _arena.fits(data, high, alt):
         if high >= _MAX_ARENA:
-            log = _allocation_log(data, _MAX_ARENA)
+            log = _allocation_log(data, _MAX_ARENA, alt)
             raise RuntimeError(
                 "TensorFlow Lite Micro could not allocate the model in "
                 f"{_MAX_ARENA} bytes. Its log: {log.strip()[-800:]}"
             )
         high = min(high * 4, _MAX_ARENA)
-    low = 0  # Known not to fit.
-    while high - low > _ALIGN:
-        mid = (low + high) // 2 // _ALIGN * _ALIGN
-        if mid <= low:
-            break
-        if _fits(data, mid):
-            high = mid
-        else:
-            low = mid
-    # An allocation can succeed and invocation still need more; check it runs.
-    interpreter = _make(data, high)
+    low = max(_recorded_total(data, high, alt) // _ALIGN * _ALIGN - _ALIGN, 0)
+    size = _arena.smallest_arena(data, low, high, alt, hint=low + 16 * _ALIGN)
+    # Measured in a child process; prove it here too.
+    interpreter = _make(data, size, alt_size=alt)
     interpreter.invoke()
-    return high
+    return size
+
+
+def _recorded_total(data, size, alt):
+    """Arena bytes TFLM's recording allocator used for one invocation."""
+    with tempfile.TemporaryFile(mode="w+") as log:
+        with _quiet_stderr(log):
+            interpreter = _make(data, size, raw=True, alt_size=alt)
+            interpreter.invoke()
+            interpreter.print_allocations()
+        log.seek(0)
+        text = log.read()
+    found = re.search(r"Arena allocation total (\d+) bytes", text)
+    return int(found.group(1)) if found else 0
 
 
 def op_names(flatbuffer):
@@ -143,37 +177,30 @@ def op_names(flatbuffer):
     return names
 
 
-def _fits(data, size):
-    try:
-        with _quiet_stderr():
-            _make(data, size, raw=True)
-        return True
-    except RuntimeError:
-        return False
-
-
-def _allocation_log(data, size):
+def _allocation_log(data, size, alt=0):
     with tempfile.TemporaryFile(mode="w+") as log:
         try:
             with _quiet_stderr(log):
-                _make(data, size, raw=True)
+                _make(data, size, raw=True, alt_size=alt)
         except RuntimeError as e:
             log.seek(0)
             return log.read() + str(e)
     return ""
 
 
-def _make(data, size, raw=False):
+def _make(data, size, raw=False, alt_size=0):
     from tflite_micro.python.tflite_micro import runtime
 
     try:
-        return runtime.Interpreter.from_bytes(data, arena_size=size)
+        return runtime.Interpreter.from_bytes(
+            data, arena_size=size, alt_decompression_memory_size=alt_size
+        )
     except RuntimeError:
         if raw:
             raise
         raise RuntimeError(
             f"TensorFlow Lite Micro could not load the model with an arena of "
-            f"{size} bytes: {_allocation_log(data, size).strip()[-800:]}"
+            f"{size} bytes: {_allocation_log(data, size, alt_size).strip()[-800:]}"
         ) from None
 
 
