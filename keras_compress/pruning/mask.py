@@ -72,6 +72,27 @@ class PruningMask(keras.constraints.Constraint, KerasSaveable):
             value = ops.convert_to_numpy(weight).copy()
             self.snapshot = self._new_variable(name, value, weight.dtype)
 
+    def copy_for(self, weight):
+        """An equivalent `PruningMask` for `weight` (same shape), state copied.
+
+        Model rewrites (`quantize_model`, `fold_batchnorm`, ...) call it so
+        that the copy of a pruned layer keeps its mask.
+        """
+        if self.mask is not None and tuple(self.mask.shape) != tuple(weight.shape):
+            raise ValueError(
+                f"Expected a weight of shape {tuple(self.mask.shape)} for this "
+                f"mask. Received: weight '{weight.path}' of shape "
+                f"{tuple(weight.shape)}"
+            )
+        copy = PruningMask(_copy_constraint(self.constraint, weight))
+        for key in ("mask", "snapshot"):
+            value = getattr(self, key)
+            if value is not None:
+                name = weight.path.replace("/", "_") + f"_{key}"
+                array = ops.convert_to_numpy(value).copy()
+                setattr(copy, key, copy._new_variable(name, array, value.dtype))
+        return copy
+
     def __call__(self, w):
         if self.constraint is not None:
             w = self.constraint(w)
@@ -115,3 +136,9 @@ class PruningMask(keras.constraints.Constraint, KerasSaveable):
                 )
             else:
                 current.assign(value)
+
+
+def _copy_constraint(constraint, weight):
+    """`constraint.copy_for(weight)` for stateful constraints, else itself."""
+    copy_for = getattr(constraint, "copy_for", None)
+    return copy_for(weight) if callable(copy_for) else constraint

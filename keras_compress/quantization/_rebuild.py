@@ -11,6 +11,8 @@ existing one on purpose.
 import keras
 from keras import tree
 
+from keras_compress.pruning.masking import copy_weight_constraints
+
 
 class _Drop:
     def __repr__(self):
@@ -59,6 +61,7 @@ def copy_layer(layer, config=None, weights=None):
     )
     new.build_from_config(layer.get_build_config())
     new.set_weights(layer.get_weights() if weights is None else weights)
+    copy_weight_constraints(layer, new)
     return new
 
 
@@ -79,7 +82,7 @@ class _Rebuilder:
         self.replace_layer = replace_layer
         self.after_tensor = after_tensor
         self.layers = {}  # id(old operation) -> (new operation, recursed)
-        self.pending = {}  # id(new layer) -> weights to set after 1st call
+        self.pending = {}  # id(new layer) -> the layer it copies (weights, masks)
 
     def operation_for(self, op):
         entry = self.layers.get(id(op))
@@ -93,7 +96,7 @@ class _Rebuilder:
             else:
                 new = op.__class__.from_config(op.get_config())
                 if isinstance(op, keras.layers.Layer) and op.weights:
-                    self.pending[id(new)] = op.get_weights()
+                    self.pending[id(new)] = op
         entry = self.layers[id(op)] = (new, recursed)
         return entry
 
@@ -132,22 +135,37 @@ class _Rebuilder:
         op = node.operation
         new_op, recursed = self.operation_for(op)
         if new_op is DROP:
-            if len(node.input_tensors) != 1 or len(node.outputs) != 1:
-                raise ValueError(
-                    f"Expected a layer removed with DROP to have one input "
-                    f"and one output. Received: layer '{op.name}' with "
-                    f"{len(node.input_tensors)} inputs and "
-                    f"{len(node.outputs)} outputs"
-                )
+            _check_single_io(node, "removed with DROP")
             tensors[id(node.outputs[0])] = tensors[id(node.input_tensors[0])]
+            return
+        if isinstance(new_op, list):
+            self.call_chain(node, new_op, tensors)
             return
         args, kwargs = node.arguments.fill_in(tensors)
         outputs = tree.flatten(new_op(*args, **kwargs))
-        weights = self.pending.pop(id(new_op), None)
-        if weights is not None:
-            new_op.set_weights(weights)
+        source = self.pending.pop(id(new_op), None)
+        if source is not None:
+            new_op.set_weights(source.get_weights())
+            copy_weight_constraints(source, new_op)
         for old, new in zip(node.outputs, outputs):
             tensors[id(old)] = new if recursed else self.after(new, op)
+
+
+    def call_chain(self, node, layers, tensors):
+        _check_single_io(node, "replaced by a chain of layers")
+        x = tensors[id(node.input_tensors[0])]
+        for layer in layers:
+            x = layer(x)
+        tensors[id(node.outputs[0])] = self.after(x, node.operation)
+
+
+def _check_single_io(node, what):
+    if len(node.input_tensors) != 1 or len(node.outputs) != 1:
+        raise ValueError(
+            f"Expected a layer {what} to have one input and one output. "
+            f"Received: layer '{node.operation.name}' with "
+            f"{len(node.input_tensors)} inputs and {len(node.outputs)} outputs"
+        )
 
 
 def _context_only(kwargs):
@@ -205,6 +223,10 @@ def rebuild(model, replace_layer=None, after_tensor=None):
       arguments. `rebuild` does not touch its weights (build and fill it
       yourself, e.g. with `copy_layer`). Returning `layer` itself shares it,
       and its variables, with the input model.
+    - a list of layers: the (single-input, single-output) layer is replaced
+      by these layers called in a chain on its input, e.g. a composite
+      layer by its parts. As for a single layer, `rebuild` does not touch
+      their weights.
     - `DROP`: the layer is removed; its single input tensor replaces its
       output.
 

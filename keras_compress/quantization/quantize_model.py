@@ -5,6 +5,8 @@ import warnings
 import keras
 
 from keras_compress import quantizers as quantizers_lib
+from keras_compress.pruning.masking import copy_weight_constraints
+from keras_compress.quantization import _expand
 from keras_compress.layers.quantized import (
     QuantConv1D,
     QuantConv2D,
@@ -131,6 +133,20 @@ def quantize_model(
     layer with such an activation is split into the layer and an
     `Activation`, with a `Quantize` in between.
 
+    keras-compress's composite layers are quantized through their parts: a
+    `DepthwiseSeparableConv2D` becomes its depthwise convolution, batch
+    norms, activations and pointwise convolution (each convolution fused
+    with its BatchNormalization), a `LowRankDense`/`LowRankConv2D` its two
+    factors.
+
+    Compression state carries over (tfmot's PQAT, CQAT and PCQAT): a
+    kernel with a `PruningMask` or a weight-clustering constraint keeps a
+    copy of it in the QAT model, which keeps applying it after every
+    optimizer step. Zeros stay exactly zero (int8 weights are symmetric, so
+    zero is on the grid) and a clustered kernel keeps at most its number of
+    clusters of distinct values per channel, so the int8 file has exactly
+    the same zeros and at most that many int8 values per channel.
+
     After `fit`, `to_tflite(model, quantize="int8")` converts it to full
     int8 with the learned ranges, without calibration data.
 
@@ -183,6 +199,8 @@ def quantize_model(
     if kernel_quantizer != "default":
         quantizers_lib.get(kernel_quantizer)  # Validate early.
     quantizers_lib.get(activation_quantizer)
+    if _expand.has_composites(graph_model):
+        graph_model = _functional(_expand.expand_composites(graph_model))
     plan = _Plan(graph_model, fold_batchnorm)
     _check_supported(graph_model, plan, unsupported)
 
@@ -254,8 +272,9 @@ def _check_supported(model, plan, unsupported):
         message = (
             f"quantize_model cannot quantize layer {layer.name!r} "
             f"({type(layer).__name__}): it knows Dense, Conv1D, Conv2D, "
-            "DepthwiseConv2D, BatchNormalization, pooling, merges, "
-            "activations and shape layers."
+            "DepthwiseConv2D, BatchNormalization, DepthwiseSeparableConv2D, "
+            "LowRankDense, LowRankConv2D, pooling, merges, activations and "
+            "shape layers."
         )
         if unsupported == "error":
             raise ValueError(
@@ -325,3 +344,4 @@ def _copy_weights(old, new, plan):
                 f"quantize_model: no weight {v.name!r} in new layer {new.name!r}"
             )
         target.assign(v)
+    copy_weight_constraints(old, new)
