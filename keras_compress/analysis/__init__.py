@@ -5,14 +5,56 @@ and the `.tflite` bytes after it, with MAC conventions that agree between the
 two (see `keras_compress.analysis.keras_model` and
 `keras_compress.analysis.tflite_model`), and byte conventions documented in
 `keras_compress.analysis.summary`.
+
+`weight_bits` and `deep_compression_table` count the bits of the weights in
+the encodings of Deep Compression (dense, sparse with relative indices,
+clustered, Huffman-coded; see `keras_compress.analysis.weight_bits`), the
+Huffman sizes being lengths of real encodings (`encode_tensor` /
+`decode_tensor`, codes in `keras_compress.analysis.coding`).
 """
 
 import os
 
+from keras_compress.analysis.coding import HuffmanCode
+from keras_compress.analysis.coding import entropy_bits
+from keras_compress.analysis.codec import EncodedTensor
+from keras_compress.analysis.codec import decode_tensor
+from keras_compress.analysis.codec import encode_tensor
+from keras_compress.analysis.deep_compression import DeepCompressionTable
+from keras_compress.analysis.deep_compression import StageRow
+from keras_compress.analysis.deep_compression import deep_compression_table
+from keras_compress.analysis.relative_index import RelativeIndexStream
+from keras_compress.analysis.relative_index import decode_relative
+from keras_compress.analysis.relative_index import encode_relative
 from keras_compress.analysis.summary import LayerStats
 from keras_compress.analysis.summary import Summary
+from keras_compress.analysis.weight_bits import REPRESENTATIONS
+from keras_compress.analysis.weight_bits import TensorBits
+from keras_compress.analysis.weight_bits import tensor_bits
+from keras_compress.analysis.weight_report import WeightBits
+from keras_compress.analysis.weight_report import weight_bits
 
-__all__ = ["LayerStats", "Summary", "summarize"]
+__all__ = [
+    "DeepCompressionTable",
+    "EncodedTensor",
+    "HuffmanCode",
+    "LayerStats",
+    "REPRESENTATIONS",
+    "RelativeIndexStream",
+    "StageRow",
+    "Summary",
+    "TensorBits",
+    "WeightBits",
+    "decode_relative",
+    "decode_tensor",
+    "deep_compression_table",
+    "encode_relative",
+    "encode_tensor",
+    "entropy_bits",
+    "summarize",
+    "tensor_bits",
+    "weight_bits",
+]
 
 
 def summarize(obj):
