@@ -7,6 +7,7 @@ Subpackages:
   layers: drop-in layers (`QuantConv2D`, `BinaryDense`, `Quantize`, ...).
   quantizers: `FakeQuant`, `SteSign`, `Ternary`, `DoReFa`, ...
   quantization: `quantize_model`, `fold_batchnorm`, `calibrate`.
+  clustering: weight sharing (`cluster_weights`, `strip_clustering`).
   factorization: `factorize` (SVD low-rank Dense), `to_depthwise_separable`.
   distillation: `Distiller`, `Hint` (temperature, teacher ensembles, FitNets
     hints).
@@ -30,6 +31,7 @@ __version__ = "0.1.0"
 _SUBPACKAGES = (
     "analysis",
     "callbacks",
+    "clustering",
     "datasets",
     "distillation",
     "early_exit",

@@ -84,7 +84,7 @@ class PruningMask(keras.constraints.Constraint, KerasSaveable):
                 f"mask. Received: weight '{weight.path}' of shape "
                 f"{tuple(weight.shape)}"
             )
-        copy = PruningMask(_copy_constraint(self.constraint, weight))
+        copy = PruningMask(copy_constraint(self.constraint, weight))
         for key in ("mask", "snapshot"):
             value = getattr(self, key)
             if value is not None:
@@ -138,7 +138,16 @@ class PruningMask(keras.constraints.Constraint, KerasSaveable):
                 current.assign(value)
 
 
-def _copy_constraint(constraint, weight):
-    """`constraint.copy_for(weight)` for stateful constraints, else itself."""
+def copy_constraint(constraint, weight):
+    """A copy of `constraint` for `weight`, with its state.
+
+    Stateful constraints (a `PruningMask`, a `ClusterWeights`) copy
+    themselves with `copy_for(weight)`; a stateless one is rebuilt from its
+    config; `None` stays `None`.
+    """
+    if constraint is None:
+        return None
     copy_for = getattr(constraint, "copy_for", None)
-    return copy_for(weight) if callable(copy_for) else constraint
+    if callable(copy_for):
+        return copy_for(weight)
+    return keras.constraints.deserialize(keras.constraints.serialize(constraint))

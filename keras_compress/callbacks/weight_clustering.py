@@ -1,0 +1,154 @@
+"""`WeightClustering`: weight sharing, fine-tuned inside `model.fit`."""
+
+import keras
+
+from keras_compress.clustering.cluster import (
+    check_arguments,
+    check_backend,
+    check_not_pruning,
+    cluster_weights,
+    distinct_values,
+)
+from keras_compress.pruning.selection import select_weights
+
+
+class WeightClustering(keras.callbacks.Callback):
+    """Clusters a model's weights when `fit` starts and trains the clusters.
+
+    When the callback gets its model (before the train step is traced) it
+    calls `keras_compress.clustering.cluster_weights` with its arguments:
+    every selected kernel gets at most `clusters` shared values (per tensor
+    or per output channel) and a `ClusterWeights` constraint, which moves
+    the shared values by their members' optimizer steps after every update,
+    in the graph. Weights that already carry one (a model loaded from
+    `.keras`, or restored by `BackupAndRestore`) keep their clusters, so a
+    resumed run goes on where it stopped. Put this callback after
+    `BackupAndRestore` in the list.
+
+    The constraints stay in place after training, so later `fit` calls keep
+    the clusters; `keras_compress.clustering.strip_clustering(model)` ends
+    clustering and leaves a plain Keras model.
+
+    Args:
+        clusters: shared values per tensor (or per channel), >= 2. Default
+            16.
+        per_channel: one table per output channel. Default False.
+        init: `"kmeans++"` (default), `"linear"` or `"density"`.
+        layers: which layers: `None` (all clusterable), a regex, a list of
+            names, or a callable `layer -> bool`.
+        skip_first: leave the first clusterable layer alone.
+        skip_last: leave the last clusterable layer alone.
+        preserve_sparsity: zeros of a pruned weight form a cluster pinned
+            at 0.0. Default True.
+        centroid_update: `"mean"` (default) or `"sum"`; see
+            `keras_compress.clustering.ClusterWeights`.
+        seed: seed of the k-means++ draws, default None.
+        log_clusters: add `clusters/<layer>` (the most distinct values in
+            the layer's kernel, or in any one of its channels) to the epoch
+            logs. Defaults to True.
+        verbose: a progress bar while clustering. Default False.
+
+    Example:
+
+    ```python
+    model.fit(x, y, epochs=10)  # the float model
+    model.fit(x, y, epochs=3,
+              callbacks=[keras_compress.callbacks.WeightClustering(16)])
+    keras_compress.clustering.strip_clustering(model)
+    ```
+
+    Reference:
+        Han, Mao & Dally, "Deep Compression", ICLR 2016.
+    """
+
+    def __init__(
+        self,
+        clusters=16,
+        per_channel=False,
+        init="kmeans++",
+        layers=None,
+        skip_first=False,
+        skip_last=False,
+        preserve_sparsity=True,
+        centroid_update="mean",
+        seed=None,
+        log_clusters=True,
+        verbose=False,
+    ):
+        super().__init__()
+        self.clusters = check_arguments(clusters, per_channel, init,
+                                        preserve_sparsity, centroid_update,
+                                        seed)
+        self.per_channel = per_channel
+        self.init = init
+        self.layers = layers
+        self.skip_first = skip_first
+        self.skip_last = skip_last
+        self.preserve_sparsity = preserve_sparsity
+        self.centroid_update = centroid_update
+        self.seed = seed
+        self.log_clusters = log_clusters
+        self.verbose = verbose
+        self.items = []
+        self._attached_to = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        if self._attached_to is model:
+            return
+        check_backend(type(self).__name__)
+        if getattr(model, "optimizer", None) is None:
+            raise ValueError(
+                f"Expected a compiled model for {type(self).__name__}. "
+                f"Received: model '{model.name}' without an optimizer"
+            )
+        if not model.built:
+            raise ValueError(
+                f"Expected a built model: {type(self).__name__} clusters "
+                "weights before the train step is traced, and model "
+                f"'{model.name}' has not created its weights yet. Call it "
+                "once on a batch (`model(x[:1])`) or `model.build(input_shape)`"
+                " before `fit`."
+            )
+        cluster_weights(
+            model,
+            clusters=self.clusters,
+            per_channel=self.per_channel,
+            init=self.init,
+            layers=self.layers,
+            skip_first=self.skip_first,
+            skip_last=self.skip_last,
+            preserve_sparsity=self.preserve_sparsity,
+            centroid_update=self.centroid_update,
+            seed=self.seed,
+            verbose=self.verbose,
+        )
+        self.items = select_weights(model, self.layers, self.skip_first,
+                                    self.skip_last)
+        self._attached_to = model
+
+    def on_train_begin(self, logs=None):
+        # A pruning callback listed after this one wraps the clusters.
+        for item in self.items:
+            check_not_pruning(item, item.variable.constraint)
+
+    def cluster_logs(self):
+        """`{"clusters/<layer>": most distinct values}` of every weight."""
+        logs = {}
+        for item in self.items:
+            cw = item.variable.constraint
+            name = f"clusters/{item.layer.name}"
+            if sum(other.layer is item.layer for other in self.items) > 1:
+                name += f"/{item.variable.path.split('/')[-1]}"
+            logs[name] = distinct_values(
+                keras.ops.convert_to_numpy(item.variable),
+                getattr(cw, "channel_axes", None))
+        return logs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.log_clusters and logs is not None:
+            logs.update(self.cluster_logs())
+
+    def on_train_end(self, logs=None):
+        # The constraints stay; a later fit with this callback checks again.
+        self._attached_to = None
