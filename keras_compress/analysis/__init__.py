@@ -4,7 +4,8 @@
 and the `.tflite` bytes after it, with MAC conventions that agree between the
 two (see `keras_compress.analysis.keras_model` and
 `keras_compress.analysis.tflite_model`), and byte conventions documented in
-`keras_compress.analysis.summary`.
+`keras_compress.analysis.summary`. `file_breakdown` tells where the bytes of
+a `.tflite` go (weights, quantization parameters, names, tables, ...).
 
 `weight_bits` and `deep_compression_table` count the bits of the weights in
 the encodings of Deep Compression (dense, sparse with relative indices,
@@ -23,6 +24,8 @@ from keras_compress.analysis.codec import encode_tensor
 from keras_compress.analysis.deep_compression import DeepCompressionTable
 from keras_compress.analysis.deep_compression import StageRow
 from keras_compress.analysis.deep_compression import deep_compression_table
+from keras_compress.analysis.file_bytes import FileBreakdown
+from keras_compress.analysis.file_bytes import file_breakdown
 from keras_compress.analysis.relative_index import RelativeIndexStream
 from keras_compress.analysis.relative_index import decode_relative
 from keras_compress.analysis.relative_index import encode_relative
@@ -37,6 +40,7 @@ from keras_compress.analysis.weight_report import weight_bits
 __all__ = [
     "DeepCompressionTable",
     "EncodedTensor",
+    "FileBreakdown",
     "HuffmanCode",
     "LayerStats",
     "REPRESENTATIONS",
@@ -51,6 +55,7 @@ __all__ = [
     "encode_relative",
     "encode_tensor",
     "entropy_bits",
+    "file_breakdown",
     "summarize",
     "tensor_bits",
     "weight_bits",

@@ -40,6 +40,10 @@ Conventions:
 - `bytes_stored`: length of the buffers of every constant the operator
   claims (weights and integer constants alike), in their stored dtype;
   sparse index metadata lives outside the buffers and is not counted.
+- TFLite Micro `TFLM_DECODE` operators (`to_micro(..., compression=...)`):
+  a decoded constant counts for the operator that reads it, with the
+  decoded values' params and non-zeros and, as `bytes_stored`, its encoded
+  and ancillary buffers; the DECODE row itself has none.
 """
 
 import gzip
@@ -73,6 +77,7 @@ _NUMPY_TYPES = {
     _T.BOOL: "u1",
 }
 _PASS_THROUGH = ("DEQUANTIZE", "DENSIFY")
+_DECODE = "CUSTOM:TFLM_DECODE"
 _SAME_ELEMENTS = ("RESHAPE", "EXPAND_DIMS", "SQUEEZE")
 _POOLS = ("MAX_POOL_2D", "AVERAGE_POOL_2D", "L2_POOL_2D")
 # Operators whose activation input is not the first one.
@@ -152,6 +157,14 @@ class _Subgraph:
                 self.alias[outs[0]] = source
                 if outs[0] in consumed:
                     self.folded.add(k)
+        # Outputs of TFLM_DECODE -> (encoded, ancillary) constants.
+        self.decoded = {}
+        for k, (op, name) in enumerate(zip(self.ops, self.names)):
+            ins, outs = _ids(op.inputs), _ids(op.outputs)
+            if name == _DECODE and len(ins) == 2 * len(outs):
+                self.folded.add(k)
+                for j, out in enumerate(outs):
+                    self.decoded[out] = (ins[2 * j], ins[2 * j + 1])
         self.elems = {}
         self._propagate_elements()
 
@@ -183,10 +196,29 @@ class _Subgraph:
             return None
         return np.frombuffer(self.raw(i), dtype=dtype)
 
-    def constant_stats(self, i):
-        """Returns `(params, nonzeros, stored bytes)` of constant `i`."""
+    def decoded_stats(self, i):
+        """`(params, nonzeros, stored bytes)` of DECODE output `i`."""
+        from keras_compress.export._decode import check
+
+        encoded, ancillary = self.decoded[i]
+        stored = sum(len(self.raw(j)) for j in (encoded, ancillary) if self.is_const(j))
+        try:
+            values = check.decode_constant(
+                self.raw(encoded), self.raw(ancillary), self.tensors[i]
+            )
+        except (ValueError, IndexError):
+            params = _prod(_shape(self.tensors[i]))
+            return params, params, stored
+        params, nonzeros, _ = self.constant_stats(i, raw=values.tobytes())
+        return params, nonzeros, stored
+
+    def constant_stats(self, i, raw=None):
+        """Returns `(params, nonzeros, stored bytes)` of constant `i`.
+
+        `raw` gives the values' bytes of a tensor without a buffer.
+        """
         t = self.tensors[i]
-        raw = self.raw(i)
+        raw = self.raw(i) if raw is None else raw
         q = t.quantization
         quantized = q is not None and q.scale is not None and len(q.scale) > 0
         if t.type not in _FLOAT_TYPES and not quantized:
@@ -365,6 +397,15 @@ class _Subgraph:
             params = nonzeros = stored = 0
             if k not in self.folded:
                 for i in _ids(op.inputs):
+                    if i in self.decoded:
+                        buffers = {self.tensors[j].buffer for j in self.decoded[i]}
+                        if not buffers & self.claimed:
+                            self.claimed.update(buffers)
+                            p, nz, nbytes = self.decoded_stats(i)
+                            params += p
+                            nonzeros += nz
+                            stored += nbytes
+                        continue
                     source = self.alias.get(i, i)
                     if not self.is_const(source):
                         continue

@@ -1,10 +1,17 @@
 """Keras model -> LiteRT/TFLite flatbuffer, verified in the LiteRT runtime."""
 
+import warnings
+
 import numpy as np
 
 from keras_compress import _io
+from keras_compress import _tflite
 from keras_compress.export import _inputs
+from keras_compress.export import _lean
+from keras_compress.export import _sparse
 from keras_compress.export import _verify as _verify_outputs
+from keras_compress.export.lean import lean_with_check
+from keras_compress.export.lean import litert_kernels_for
 from keras_compress.quantizers.base import export_mode
 
 QUANTIZE_MODES = (None, "dynamic", "float16", "int8")
@@ -20,6 +27,7 @@ def to_tflite(
     batch_size=None,
     calibration_samples=200,
     verify=True,
+    lean=False,
 ):
     """Converts a Keras model to a LiteRT (TFLite) flatbuffer.
 
@@ -52,13 +60,23 @@ def to_tflite(
         int8_io: With `quantize="int8"`, make the model's inputs and outputs
             int8 too (what microcontrollers want). Default False (float
             inputs and outputs, quantized inside).
-        sparse: Store weights with at least one zero in TFLite's sparse
-            format (`Optimize.EXPERIMENTAL_SPARSITY`): pruned models become
-            smaller files. Default False. Float32 sparse models run under
-            XNNPACK; with `quantize="int8"`, LiteRT 2.3's XNNPACK delegate
-            fails to prepare FULLY_CONNECTED ops whose int8 weights are
-            sparse, so such a file is verified with LiteRT's builtin kernels
-            and must be run with them (`LiteRTModel(data, kernels="builtin")`).
+        sparse: Store pruned weights in TFLite's sparse format
+            (`Optimize.EXPERIMENTAL_SPARSITY`): pruned models become smaller
+            files. Default False. A sparse encoding is never bigger than the
+            dense one: a tensor whose values and index arrays (with their
+            `DENSIFY` operator) take more bytes than its dense values is
+            stored dense (int8 weights need roughly two thirds zeros for the
+            index arrays to pay off, float32 ones about a third), and if the
+            whole file is still not smaller than the dense conversion, the
+            dense file is returned with a warning. Which runtimes run a
+            sparse file: float32 and float16 sparse weights run under
+            XNNPACK (LiteRT's default). Int8 sparse weights
+            (`quantize="int8"` or `"dynamic"`) make LiteRT 2.3's XNNPACK
+            delegate fail to prepare the FULLY_CONNECTED ops that read them,
+            so such a file is verified with LiteRT's builtin kernels and
+            must be run with them or the reference kernels
+            (`LiteRTModel(data, kernels="builtin")`). TFLite Micro has no
+            `DENSIFY` kernel and runs no sparse file.
         batch_size: Batch dimension of the exported inputs: `None` (default,
             dynamic: any batch) or a fixed positive int (1 for a device;
             static shapes let XNNPACK and TFLite Micro take every op).
@@ -66,6 +84,13 @@ def to_tflite(
             int8 calibration uses, default 200.
         verify: Run the exported model in LiteRT before returning, default
             True.
+        lean: Drop what the runtimes never read (tensor names, signature
+            def, conversion metadata, per-activation buffers, ...; see
+            `keras_compress.export.lean_tflite`), default False. The lean
+            file is proven (unless `verify=False`) to give bit-identical
+            outputs to the converter's file in LiteRT, with the kernels
+            above and the reference kernels. It runs in LiteRT and TFLite
+            Micro but has no signature runner.
 
     Returns:
         The flatbuffer as `bytes`.
@@ -98,6 +123,8 @@ def to_tflite(
             "ranges (keras_compress.quantization.quantize_model). Received: "
             "representative_data=None"
         )
+    if not isinstance(lean, bool):
+        raise TypeError(f"Expected `lean` to be a bool. Received: lean={lean!r}")
     if not isinstance(calibration_samples, int) or calibration_samples < 1:
         raise ValueError(
             "Expected `calibration_samples` to be a positive int. "
@@ -110,19 +137,34 @@ def to_tflite(
     if representative_data is not None:
         samples = _inputs.take_samples(representative_data, specs, calibration_samples)
 
-    if quantize is None:
-        # Float: the quantizers' switches are traced as they are, so the
-        # file computes what Keras computes now.
-        data = _convert(model, specs, quantize, samples, int8_io, sparse)
-    else:
+    if quantize is not None:
         _check_started(model)
+
+    def convert(sparse):
+        if quantize is None:
+            # Float: the quantizers' switches are traced as they are, so
+            # the file computes what Keras computes now.
+            return _convert(model, specs, quantize, samples, int8_io, sparse)
         with export_mode():
-            data = _convert(model, specs, quantize, samples, int8_io, sparse)
+            return _convert(model, specs, quantize, samples, int8_io, sparse)
+
+    data = convert(sparse)
+    if sparse:
+        data = _smaller_of_sparse_and_dense(model, data, lambda: convert(False), lean)
     if qat and samples is None:
         _check_all_int8(data, model)
+    kernels = litert_kernels_for(data)
+    feed = _feed(specs, samples)
     if verify:
-        _verify(model, data, specs, quantize, samples,
-                kernels="builtin" if sparse and quantize == "int8" else "xnnpack")
+        _verify(model, data, feed, quantize, kernels)
+    if lean:
+        if verify:
+            data = lean_with_check(
+                data, sample_inputs=feed,
+                litert_kernels=tuple(dict.fromkeys((kernels, "reference"))),
+            )
+        else:
+            data = _lean.lean_bytes(data)
     if path is not None:
         _io.write_atomic(path, data)
     return data
@@ -184,14 +226,44 @@ def _configure_and_convert(converter, model, quantize, samples, int8_io, sparse)
         ) from e
 
 
-def _verify(model, data, specs, quantize, samples, kernels):
-    from keras_compress.runtime.litert import LiteRTModel
+def _smaller_of_sparse_and_dense(model, data, convert_dense, lean):
+    """The sparse file with tensors dense where smaller, or the dense file.
 
+    Sizes are compared as they will be written (after the lean pass when
+    `lean`).
+    """
+    sparse_data = _sparse.densify_where_smaller(data)
+    dense_data = convert_dense()
+
+    def size(d):
+        return len(_lean.lean_bytes(d)) if lean else len(d)
+
+    sparse_size, dense_size = size(sparse_data), size(dense_data)
+    has_sparse = _sparse.has_sparse_tensors(_tflite.parse(sparse_data))
+    if has_sparse and sparse_size < dense_size:
+        return sparse_data
+    warnings.warn(
+        f"sparse=True: the sparse encoding of model {model.name!r} "
+        f"({sparse_size:,} bytes) is not smaller than the dense one "
+        f"({dense_size:,} bytes), so the dense file was kept. Int8 weights "
+        "need roughly two thirds zeros, float32 ones about a third, for the "
+        "sparse format to pay off.",
+        stacklevel=3,
+    )
+    return dense_data
+
+
+def _feed(specs, samples):
+    """Verification inputs: up to 8 calibration samples, else random."""
     if samples:
         inputs = [np.concatenate(parts) for parts in zip(*samples[:8])]
-        feed = inputs[0] if len(inputs) == 1 else inputs
-    else:
-        feed = _verify_outputs.random_inputs(specs)
+        return inputs[0] if len(inputs) == 1 else inputs
+    return _verify_outputs.random_inputs(specs)
+
+
+def _verify(model, data, feed, quantize, kernels):
+    from keras_compress.runtime.litert import LiteRTModel
+
     artifact = f"{quantize or 'float32'} TFLite"
     tolerance = 1e-3 if quantize is None else None
     _verify_outputs.check_outputs(

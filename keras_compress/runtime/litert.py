@@ -77,8 +77,8 @@ class LiteRTModel:
                         "every op with LiteRT's own kernels)")
             raise RuntimeError(f"LiteRT could not load the model: {e}{hint}") from e
         self._in, self._out = _details_in_order(self._interpreter)
-        self.inputs = [_info(d) for d in self._in]
-        self.outputs = [_info(d) for d in self._out]
+        self.inputs = [_info(d, f"input_{i}") for i, d in enumerate(self._in)]
+        self.outputs = [_info(d, f"output_{i}") for i, d in enumerate(self._out)]
         self._batch = int(self._in[0]["shape"][0]) if self._in[0]["shape"].size else 1
 
     @property
@@ -248,7 +248,9 @@ def _details_in_order(interpreter):
     `get_output_details` lists tensors in the flatbuffer's order, which for
     a model with several outputs is not Keras's. The converter names a
     single signature's tensors `input_<k>`/`output_<k>` in Keras's order, so
-    they are sorted by that number when every name has one.
+    they are sorted by that number when every name has one. Without a
+    signature (a lean file, whose subgraph lists them in that order), the
+    subgraph's order is kept.
     """
     ins = interpreter.get_input_details()
     outs = interpreter.get_output_details()
@@ -273,12 +275,12 @@ def _details_in_order(interpreter):
             ordered(outs, runner.get_output_details()))
 
 
-def _info(detail):
+def _info(detail, fallback_name):
     scale, zero_point = _common.quantization(detail)
     signature = detail.get("shape_signature", detail["shape"])
     shape = tuple(None if s < 0 else int(s) for s in signature)
     return _common.TensorInfo(
-        name=detail.get("name", ""),
+        name=detail.get("name") or fallback_name,
         shape=shape,
         dtype=np.dtype(detail["dtype"]),
         scale=scale,
