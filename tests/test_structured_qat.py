@@ -145,3 +145,33 @@ def test_int8_file_has_the_same_zeros(pruned_qat):
     litert_top1 = LiteRTModel(data).predict(x_test).argmax(-1)
     assert (keras_top1 == litert_top1).mean() >= 0.97
     assert (litert_top1 == y_test).mean() >= 0.6
+
+
+def test_binary_mlp_exports_to_a_one_bit_micro_bundle(tmp_path):
+    # quantize_model keeps BinaryDense (its own kernel quantizer) and places
+    # ranges around it; the int8 bundle then holds two values per tensor,
+    # stored by TFLM's DECODE operator at one bit per weight.
+    (x_train, y_train), (x_test, y_test) = datasets.load_digits()
+    keras.utils.set_random_seed(0)
+    model = _compile(keras.Sequential([
+        keras.Input((8, 8, 1)), L.Flatten(),
+        kl.BinaryDense(128, activation="relu", scale="tensor", use_bias=False),
+        kl.BinaryDense(10, scale="tensor", use_bias=False),
+    ]))
+    model.fit(x_train, y_train, epochs=8, batch_size=32, verbose=0)
+    qat = quantize_model(model)
+    assert [type(layer).__name__ for layer in qat.layers].count("BinaryDense") == 2
+    report = export.to_micro(qat, tmp_path, "binary", compression="auto")
+    rows = {r["name"]: r for r in report["compression"]["tensors"]}
+    weights = [r for name, r in rows.items() if name.endswith("/weights")]
+    assert len(weights) == 2 and all(r["distinct"] == 2 for r in weights)
+    big = max(weights, key=lambda r: r["bytes_before"])
+    assert big["compressed"] and big["bytes_after"] <= big["bytes_before"] / 8 + 64
+    with open(tmp_path / "binary.tflite", "rb") as f:
+        data = f.read()
+    from keras_compress.runtime import MicroModel
+
+    micro = MicroModel(data).predict(x_test).argmax(-1)
+    keras_top1 = qat.predict(x_test, verbose=0).argmax(-1)
+    assert (micro == keras_top1).mean() >= 0.97
+    assert (micro == y_test).mean() >= 0.8

@@ -168,7 +168,8 @@ def to_micro(model_or_tflite, out_dir, name, representative_data=None,
         )
         specs = _inputs.tensor_specs(model_or_tflite, 1)
         try:
-            samples = _inputs.take_samples(representative_data, specs, 8)
+            if representative_data is not None:
+                samples = _inputs.take_samples(representative_data, specs, 8)
         except ValueError:
             samples = None  # A generator the calibration used up.
     else:

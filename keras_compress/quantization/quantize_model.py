@@ -133,6 +133,11 @@ def quantize_model(
     layer with such an activation is split into the layer and an
     `Activation`, with a `Quantize` in between.
 
+    Layers that are already quantization-aware (`QuantDense`,
+    `BinaryDense`, `BinaryConv2D`, ...) keep their own kernel quantizers and
+    get ranges around them like the float layers, so a binary or low-bit
+    network exports to full int8 without calibration data.
+
     keras-compress's composite layers are quantized through their parts: a
     `DepthwiseSeparableConv2D` becomes its depthwise convolution, batch
     norms, activations and pointwise convolution (each convolution fused
@@ -265,7 +270,8 @@ def _check_supported(model, plan, unsupported):
         layer = node.operation
         known = (
             type(layer) in QUANT_CLASSES
-            or isinstance(layer, PASS_THROUGH + REQUANTIZING + (L.Softmax,))
+            or isinstance(layer, (QuantLayer,) + PASS_THROUGH + REQUANTIZING
+                          + (L.Softmax,))
         )
         if known:
             continue
