@@ -95,3 +95,21 @@ def main(benchmark, sections, description, argv=None):
     _io.write_atomic(args.output, json.dumps(report, indent=2) + "\n")
     log(f"\nWrote {args.output} ({elapsed:.0f} s)")
     return report
+
+
+def markdown_table(header, rows, left=1):
+    """Rows of cells as an aligned markdown table; the first `left` columns
+    are left-aligned, the others right-aligned."""
+    widths = [max(len(str(line[i])) for line in [header] + rows)
+              for i in range(len(header))]
+
+    def fmt(line):
+        cells = [str(c).ljust(w) if i < left else str(c).rjust(w)
+                 for i, (c, w) in enumerate(zip(line, widths))]
+        return "| " + " | ".join(cells) + " |"
+
+    rule = "|" + "|".join(
+        "-" * (w + 2) if i < left else "-" * (w + 1) + ":"
+        for i, w in enumerate(widths)
+    ) + "|"
+    return "\n".join([fmt(header), rule] + [fmt(line) for line in rows])
