@@ -3,7 +3,9 @@
 `keras-compress demo` trains a small CNN on the offline digits, exports it
 as float32, float16, dynamic-range and full-int8 TFLite, prunes a copy to
 80% sparsity while fine-tuning it (`MagnitudePruning`) and exports it as
-sparse TFLite, removes half of the channels of another copy
+sparse TFLite, clusters that pruned copy to 16 shared values, fine-tunes it
+with quantization-aware training and writes a TFLite Micro bundle whose
+weights TFLM decodes at run time (Deep Compression), removes half of the channels of another copy
 (`prune_channels`) and fine-tunes it, fine-tunes a QAT copy to int8, adds
 two early exits to another copy (a threshold sweep of accuracy against
 average MACs, and the stage chain run in LiteRT), writes a microcontroller
@@ -23,6 +25,7 @@ from keras_compress import _io
 EPOCHS = 30
 SEED = 7
 PRUNE_SPARSITY = 0.8
+CLUSTERS = 16
 CHANNEL_RATIO = 0.5
 EXIT_THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 
@@ -88,7 +91,7 @@ def run(out_dir="demo_out", epochs=EPOCHS, log=print):
         raise ValueError(f"Expected `epochs` to be a positive int. Received: epochs={epochs!r}")
     out_dir = _io.check_output_dir(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    stage = _Stages(11, log)
+    stage = _Stages(12, log)
 
     stage(f"Training the demo CNN on 16x16 digits ({epochs} epochs)")
     model, ((x_train, y_train), (x_test, y_test)) = train_cnn(epochs)
@@ -113,8 +116,14 @@ def run(out_dir="demo_out", epochs=EPOCHS, log=print):
         ))
 
     stage(f"Pruning a copy to {PRUNE_SPARSITY:.0%} while fine-tuning, exporting sparse TFLite")
-    rows += _pruning_rows(model, x_train, y_train, x_test, y_test, calibration,
-                          out_dir, max(2, epochs // 3))
+    pruning_rows, pruned = _pruning_rows(model, x_train, y_train, x_test, y_test,
+                                         calibration, out_dir, max(2, epochs // 3))
+    rows += pruning_rows
+
+    stage(f"Deep Compression: clustering the pruned copy to {CLUSTERS} values, QAT, "
+          "a TFLM bundle with compressed weights")
+    rows.append(_deep_compression_row(pruned, x_train, y_train, x_test, y_test,
+                                      out_dir, max(2, epochs // 6), log))
 
     stage("Quantization-aware training of a copy, exporting int8 without calibration data")
     rows.append(_qat_row(model, x_train, y_train, x_test, y_test, out_dir,
@@ -189,7 +198,53 @@ def _pruning_rows(model, x_train, y_train, x_test, y_test, calibration,
                     f"digits_pruned_{label}_sparse.tflite", mode, calibration,
                     out_dir, x_test, y_test, sparse=True)
         for label, mode in (("float32", None), ("int8", "int8"))
-    ]
+    ], pruned
+
+
+def _deep_compression_row(pruned, x_train, y_train, x_test, y_test, out_dir,
+                          epochs, log):
+    """Prune (done) -> cluster -> QAT -> TFLM bundle with DECODE weights."""
+    import keras
+
+    from keras_compress import analysis, export
+    from keras_compress.clustering import cluster_weights
+    from keras_compress.quantization import quantize_model
+    from keras_compress.runtime import MicroModel
+
+    model = keras.models.clone_model(pruned)
+    model.set_weights(pruned.get_weights())
+    cluster_weights(model, clusters=CLUSTERS, seed=SEED)  # zeros: own cluster
+    for m in (model, None):
+        if m is None:
+            m = model = quantize_model(model)  # keeps zeros and clusters
+        m.compile(optimizer=keras.optimizers.Adam(1e-4),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        m.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0)
+    folder = os.path.join(out_dir, "micro_deep_compression")
+    report = export.to_micro(model, folder, "digits", compression="auto")
+    micro = MicroModel(os.path.join(folder, "digits.tflite"),
+                       arena_size=report["arena_bytes"])
+    c = report["compression"]
+    log(f"  flash {c['flash_bytes_uncompressed']:,} -> {report['flash_bytes']:,} "
+        f"bytes; arena {report['arena_bytes']:,} bytes, or "
+        f"{c['arena_bytes_with_alt_memory']:,} + "
+        f"{c['alt_decompression_memory_bytes']:,} of alternate decompression "
+        "memory")
+    bits = analysis.weight_bits(model)
+    return {
+        "artifact": f"TFLM bundle, pruned {PRUNE_SPARSITY:.0%} + {CLUSTERS} "
+                    "clusters + QAT, compressed",
+        "runtime": "TFLite Micro",
+        "accuracy": micro.evaluate(x_test, y_test),
+        "size_bytes": report["flash_bytes"],
+        "latency_ms": _micro_latency(micro, x_test[:50]),
+        "arena_bytes": report["arena_bytes"],
+        "file": "micro_deep_compression/digits.tflite",
+        # Deep Compression's own format (relative indices + Huffman), for
+        # comparison: bits per weight, not a deployable file.
+        "deep_compression_bits_per_weight":
+            bits.totals.bits_per_weight[bits.totals.best],
+    }
 
 
 def _qat_row(model, x_train, y_train, x_test, y_test, out_dir, epochs):

@@ -109,6 +109,14 @@ def test_demo_end_to_end(tmp_path):
     # keras_accuracy is a float32 from evaluate: compare in samples.
     assert round(abs(qat_row["accuracy"] - qat_row["keras_accuracy"]) * 360) <= 2
     assert by_name["TFLM int8 bundle"]["arena_bytes"] > 0
+    # The Deep Compression stage: a bundle with DECODE-compressed weights,
+    # smaller than the plain int8 bundle, that TFLite Micro runs.
+    deep = by_name["TFLM bundle, pruned 80% + 16 clusters + QAT, compressed"]
+    assert deep["size_bytes"] == (out / deep["file"]).stat().st_size
+    assert deep["size_bytes"] < 0.6 * by_name["TFLM int8 bundle"]["size_bytes"]
+    report = json.loads((out / "micro_deep_compression" / "digits_report.json").read_text())
+    assert report["compression"]["compressed_tensors"] >= 3
+    assert 0 < deep["deep_compression_bits_per_weight"] < 2.5
     # The early-exit stage: a plot, a Keras model, a stage chain run in
     # LiteRT with Keras's accuracy (the runner takes Keras's decisions).
     early = json.loads((out / "results.json").read_text())["early_exit"]

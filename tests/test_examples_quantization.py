@@ -124,3 +124,31 @@ def test_pipeline(tmp_path):
     assert results["accuracy_drop_points"] == pytest.approx(
         100 * (baseline["accuracy"] - bundle["accuracy"]))
     assert f"{results['size_ratio']:.1f}x smaller" in stdout
+
+
+@pytest.mark.slow
+def test_deep_compression(tmp_path):
+    stdout, results = run_example(
+        "deep_compression.py", tmp_path, "--prune_epochs", "3", "--cluster_epochs", "1",
+        "--qat_epochs", "1")
+    check_files(tmp_path, results)
+    x, y = sliced_test_set("digits")
+    rows = results["rows"]
+    assert [row["runtime"] for row in rows] == ["LiteRT", "LiteRT", "TFLite Micro"]
+    for row in rows:
+        path = tmp_path / row["file"]
+        runner = MicroModel(path) if row["runtime"] == "TFLite Micro" else LiteRTModel(path)
+        assert row["accuracy"] == runner.evaluate(x, y)
+        assert row["size_bytes"] == os.path.getsize(path)
+        assert f"{row['accuracy']:.1%}" in stdout and f"{row['size_bytes']:,}" in stdout
+    float32, int8, bundle = rows
+    # The int8 file holds exactly the pruned zeros and at most 16 values.
+    weights = [a for shape in ((300, 64), (100, 300), (10, 100))
+               for a in int8_tensors(tmp_path / int8["file"], shape)]
+    assert len(weights) == 3
+    zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.size for w in weights)
+    assert zeros == pytest.approx(0.9, abs=0.005)
+    assert all(len(np.unique(w)) <= 16 for w in weights)
+    # The compressed bundle: DECODE weights, much smaller than the int8 one.
+    assert bundle["size_bytes"] < 0.4 * bundle["flash_bytes_uncompressed"]
+    assert bundle["size_bytes"] * 10 < float32["size_bytes"]
