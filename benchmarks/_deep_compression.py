@@ -342,7 +342,7 @@ def run(tasks, seeds, quick, log):
         if quick:
             (x, y), test = data
             data = (x[:400], y[:400]), test
-        for net in NETS:
+        for net in NETS[:1] if quick else NETS:
             runs = []
             for seed in range(seeds):
                 keras.backend.clear_session()
