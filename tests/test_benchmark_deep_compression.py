@@ -1,6 +1,7 @@
 """benchmarks/deep_compression.py runs (--quick, digits) and reports what it
 measured: sizes of real artifacts, ratios computed from them."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -9,9 +10,16 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEERS = ("tensorflow_model_optimization", "tf_keras")
+MISSING = [name for name in PEERS if importlib.util.find_spec(name) is None]
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    bool(MISSING),
+    reason=f"the Deep Compression benchmark needs {', '.join(MISSING)} (the "
+    "`bench` extra: pip install tensorflow-model-optimization tf_keras)",
+)
 def test_deep_compression_quick(tmp_path):
     out = tmp_path / "deep_compression.json"
     result = subprocess.run(
