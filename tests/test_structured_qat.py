@@ -175,3 +175,31 @@ def test_binary_mlp_exports_to_a_one_bit_micro_bundle(tmp_path):
     keras_top1 = qat.predict(x_test, verbose=0).argmax(-1)
     assert (micro == keras_top1).mean() >= 0.97
     assert (micro == y_test).mean() >= 0.8
+
+
+def test_pruned_and_clustered_qat_keeps_zeros_and_clusters_in_int8():
+    # tfmot's PCQAT: a pruned, clustered model through quantize_model and
+    # QAT; the int8 file has the same zeros and at most k values per tensor.
+    from keras_compress.clustering import cluster_weights, get_clusters
+
+    (x_train, y_train), _ = datasets.load_digits()
+    keras.utils.set_random_seed(1)
+    model = _compile(keras.Sequential([
+        keras.Input((8, 8, 1)), L.Flatten(),
+        L.Dense(64, activation="relu", name="hidden"), L.Dense(10, name="logits"),
+    ]))
+    model.fit(x_train, y_train, epochs=3, batch_size=32, verbose=0)
+    _prune_half(model)
+    cluster_weights(model, clusters=8, seed=0)
+    qat = _compile(quantize_model(model), lr=3e-4)
+    qat.fit(x_train, y_train, epochs=1, batch_size=32, verbose=0)
+    assert set(get_clusters(qat)) == {"hidden/kernel", "logits/kernel"}
+    stored = _int8_kernels(export.to_tflite(qat, quantize="int8"))
+    for item in prunable_weights(qat):
+        kernel = np.asarray(item.variable)
+        mask = np.asarray(item.variable.constraint.constraint.mask)  # inner mask
+        np.testing.assert_array_equal(kernel != 0, mask != 0)
+        assert len(np.unique(kernel)) <= 8
+        (int8,) = [a for a in stored.values() if a.shape == kernel.T.shape]
+        np.testing.assert_array_equal(int8 != 0, mask.T != 0)
+        assert len(np.unique(int8)) <= 8
