@@ -193,7 +193,8 @@ class Residual(keras.Model):
 def test_subclassed_model_with_nested_block(digits):
     (x, y), _ = digits
     keras.utils.set_random_seed(0)
-    model = _compile(Residual())
+    # Named: Keras numbers auto-named models, and other tests make models too.
+    model = _compile(Residual(name="residual"))
     with pytest.raises(ValueError, match="model 'residual' has not created its weights"):
         model.fit(x[:64], y[:64], verbose=0, callbacks=[MagnitudePruning(0.5)])
     model(x[:1])
