@@ -2,6 +2,8 @@
 
 Subpackages:
   datasets: offline demo data (`load_digits`, `load_mnist1d`).
+  graph: the layer graph of Functional/Sequential models and the rewriter
+    every transform uses (`graph_of`, `nodes`, `rebuild`).
   pruning: schedules, masks, `strip_pruning`.
   callbacks: `model.fit` callbacks (`MagnitudePruning`, `QATSchedule`, ...).
   layers: drop-in layers (`QuantConv2D`, `BinaryDense`, `Quantize`, ...).
@@ -37,6 +39,7 @@ _SUBPACKAGES = (
     "early_exit",
     "export",
     "factorization",
+    "graph",
     "layers",
     "pruning",
     "quantization",

@@ -1,10 +1,10 @@
-"""Tests for `fold_batchnorm` and the `_rebuild` helper it uses."""
+"""Tests for `fold_batchnorm` and the graph rewriter (`rebuild`) it uses."""
 
 import keras
 import numpy as np
 import pytest
 
-from keras_compress.quantization._rebuild import DROP, rebuild
+from keras_compress.graph import DROP, rebuild
 from keras_compress.quantization.fold_batchnorm import fold_batchnorm
 
 L = keras.layers
@@ -304,8 +304,8 @@ class _Subclassed(keras.Model):
 def test_subclassed_model_raises():
     model = _Subclassed(name="sub")
     model(np.zeros((1, 3), "float32"))
-    with pytest.raises(ValueError, match=r"Expected a Functional or "
-                       r"Sequential model.*Received: a subclassed model "
+    with pytest.raises(ValueError, match=r"Expected `model` to be a Functional "
+                       r"or Sequential model.*Received: subclassed model "
                        r"'sub' of class _Subclassed"):
         fold_batchnorm(model)
 

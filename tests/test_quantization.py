@@ -58,6 +58,7 @@ def test_quantize_model_places_quantizers_where_int8_requantizes():
 
 
 def test_quantized_model_converts_to_full_int8_without_data(tmp_path):
+    keras.utils.set_random_seed(0)  # The count of clear top-1 margins depends on init.
     model = _residual_model()
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (128, 12, 12, 3)).astype("float32")

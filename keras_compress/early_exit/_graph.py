@@ -17,52 +17,23 @@ import weakref
 
 import keras
 
-from keras_compress.quantization._rebuild import graph_of
-from keras_compress.quantization._rebuild import rebuild
+from keras_compress.graph import check_graph_model
+from keras_compress.graph import graph_of
+from keras_compress.graph import layer_nodes
+from keras_compress.graph import producer
+from keras_compress.graph import rebuild
 
 
 def functional_of(model, arg_name="model"):
-    """The Functional graph of a Functional or Sequential model, or raises."""
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"Expected `{arg_name}` to be a keras.Model. "
-            f"Received: {arg_name} of type {type(model).__name__}"
-        )
-    functional = graph_of(model)
-    if functional is None:
-        raise ValueError(
-            f"Expected `{arg_name}` to be a Functional or Sequential model "
-            "(early exits are attached to tensors of its graph). Received: "
-            f"a subclassed model {model.name!r} of class {type(model).__name__}"
-        )
+    """The Functional graph of a one-input Functional or Sequential model."""
+    functional = check_graph_model(
+        model, "early exits are attached to tensors of its graph.", arg_name)
     if len(functional.inputs) != 1:
         raise ValueError(
             f"Expected `{arg_name}` to have exactly one input. Received: "
             f"{arg_name}={model.name!r} with {len(functional.inputs)} inputs"
         )
     return functional
-
-
-def producer(tensor):
-    """`(operation, node)` that made a KerasTensor."""
-    history = tensor._keras_history
-    return history.operation, history.operation._inbound_nodes[history.node_index]
-
-
-def graph_layers(functional):
-    """The layers of the graph in order, without InputLayers."""
-    return [
-        layer for layer in functional.layers
-        if not isinstance(layer, keras.layers.InputLayer)
-    ]
-
-
-def layer_nodes(functional, layer):
-    """The nodes of `functional` that call `layer`."""
-    own = set()
-    for nodes in functional._nodes_by_depth.values():
-        own.update(id(n) for n in nodes)
-    return [n for n in layer._inbound_nodes if id(n) in own]
 
 
 def ancestors(tensor):

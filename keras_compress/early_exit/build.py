@@ -2,9 +2,9 @@
 
 import keras
 
+from keras_compress import graph
 from keras_compress.early_exit import _graph
 from keras_compress.layers.early_exit.early_exit_head import EarlyExitHead
-from keras_compress.quantization._rebuild import rebuild
 
 
 def add_early_exits(backbone, exit_points, head=None, freeze_backbone=False,
@@ -106,17 +106,17 @@ def add_early_exits(backbone, exit_points, head=None, freeze_backbone=False,
 
     # Order the exits from the input to the output.
     order = sorted(range(len(points)), key=lambda i: len(_graph.ancestors(points[i][1])))
-    probabilities = _graph.is_probability_layer(_graph.producer(final)[0])
+    probabilities = _graph.is_probability_layer(graph.producer(final)[0])
 
-    copy = rebuild(functional)
+    copy = graph.rebuild(functional)
     if freeze_backbone:
         for layer in copy.layers:
             layer.trainable = False
-    taken = {layer.name for layer in _graph.graph_layers(functional)}
+    taken = {layer.name for layer, _, _ in graph.graph_layers(functional)}
     outputs = []
     for j, i in enumerate(order):
         layer_name = points[i][0]
-        tensor = _graph.layer_nodes(copy, copy.get_layer(layer_name))[0].outputs[0]
+        tensor = graph.layer_nodes(copy, copy.get_layer(layer_name))[0].outputs[0]
         head_name = _unique(f"exit_{j}", taken)
         taken.add(head_name)
         layer = _make_head(specs[i], j, tensor, num_classes, probabilities, head_name)
@@ -146,9 +146,9 @@ def _check_exit_points(functional, exit_points, final):
             "Expected `exit_points` to name at least one layer. "
             "Received: exit_points=[]"
         )
-    layers = _graph.graph_layers(functional)
+    layers = [layer for layer, _, _ in graph.graph_layers(functional)]
     by_name = {layer.name: layer for layer in layers}
-    output_layer = _graph.producer(final)[0]
+    output_layer = graph.producer(final)[0]
     input_names = {
         layer.name for layer in functional.layers
         if isinstance(layer, keras.layers.InputLayer)
@@ -186,7 +186,7 @@ def _check_exit_points(functional, exit_points, final):
                 f"classifier is the last exit). Received: exit point {point!r}, "
                 "the output layer"
             )
-        nodes = _graph.layer_nodes(functional, layer)
+        nodes = graph.layer_nodes(functional, layer)
         if len(nodes) != 1 or len(nodes[0].outputs) != 1:
             raise ValueError(
                 "Expected each exit point to be a layer called once with one "

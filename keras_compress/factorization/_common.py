@@ -1,63 +1,16 @@
 """Helpers shared by the factorization converters."""
 
-import collections
-
-import keras
 import numpy as np
 
-from keras_compress.quantization._rebuild import graph_of
+from keras_compress.graph import check_graph_model
 
 
 def check_model(model, fn_name):
     """Raises unless `model` is a built Functional or Sequential model."""
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            "Expected `model` to be a keras.Model. Received: model of type "
-            f"{type(model).__name__}"
-        )
-    if graph_of(model) is None:
-        raise ValueError(
-            f"Expected a Functional or Sequential model: `{fn_name}` rebuilds "
-            "the layer graph with new layers, and a subclassed model has "
-            f"none. Received: subclassed model '{model.name}' of class "
-            f"{type(model).__name__}. Build it with the Functional API, or "
-            "use the factorized layers directly."
-        )
-
-
-def graph_layers(model, recursive):
-    """Layers of the graph of `model` in topological order.
-
-    Returns:
-        A list of `(layer, calls, nested)` with each layer once: `calls` is
-        how many times the graph calls it, `nested` the name of the nested
-        model holding it (None at the top level). Nested Functional or
-        Sequential models are entered when `recursive` is True.
-    """
-    order = []
-    calls = collections.Counter()
-    where = {}
-
-    def walk(m, nested):
-        functional = graph_of(m)
-        for depth in sorted(functional._nodes_by_depth, reverse=True):
-            for node in functional._nodes_by_depth[depth]:
-                op = node.operation
-                if op is None or node.is_input:
-                    continue
-                if isinstance(op, keras.Model) and graph_of(op) is not None:
-                    if recursive:
-                        if id(op) not in where:
-                            where[id(op)] = nested
-                            walk(op, op.name)
-                        continue
-                calls[id(op)] += 1
-                if id(op) not in where:
-                    where[id(op)] = nested
-                    order.append(op)
-
-    walk(model, None)
-    return [(op, calls[id(op)], where[id(op)]) for op in order]
+    check_graph_model(
+        model, f"`{fn_name}` rebuilds the layer graph with new layers, and a "
+        "subclassed model has none (build it with the Functional API, or use "
+        "the factorized layers directly).")
 
 
 def check_layer_names(layers, found, fn_name):

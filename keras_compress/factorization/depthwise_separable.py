@@ -7,19 +7,17 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_compress.graph import graph_layers, graph_of, nodes, rebuild
 from keras_compress.factorization._common import build_input_shape
 from keras_compress.factorization._common import check_layer_names
 from keras_compress.factorization._common import check_model
 from keras_compress.factorization._common import count_params
-from keras_compress.factorization._common import graph_layers
 from keras_compress.factorization.factorization_report import (
     FactorizationReport,
 )
 from keras_compress.layers.factorized.depthwise_separable_conv2d import (
     DepthwiseSeparableConv2D,
 )
-from keras_compress.quantization._rebuild import graph_of
-from keras_compress.quantization._rebuild import rebuild
 
 _RIDGE = 1e-7
 
@@ -317,10 +315,9 @@ def to_depthwise_separable(model, data, layers=None, depth_multiplier=1,
 def _input_of(model, layer):
     """A model from the inputs of `model` to the input tensor of `layer`."""
     functional = graph_of(model)
-    for nodes in functional._nodes_by_depth.values():
-        for node in nodes:
-            if node.operation is layer:
-                return keras.Model(functional._inputs_struct, node.input_tensors[0])
+    for node in nodes(functional):
+        if node.operation is layer:
+            return keras.Model(functional._inputs_struct, node.input_tensors[0])
     raise RuntimeError(f"layer {layer.name!r} is not in the graph")
 
 

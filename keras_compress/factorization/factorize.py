@@ -5,16 +5,15 @@ import numbers
 import keras
 import numpy as np
 
+from keras_compress.graph import graph_layers, rebuild
 from keras_compress.factorization._common import build_input_shape
 from keras_compress.factorization._common import check_layer_names
 from keras_compress.factorization._common import check_model
 from keras_compress.factorization._common import count_params
-from keras_compress.factorization._common import graph_layers
 from keras_compress.factorization.factorization_report import (
     FactorizationReport,
 )
 from keras_compress.layers.factorized.low_rank_dense import LowRankDense
-from keras_compress.quantization._rebuild import rebuild
 
 DEFAULT_ENERGY = 0.9
 

@@ -5,6 +5,9 @@ import collections
 import keras
 import numpy as np
 
+from keras_compress import graph
+from keras_compress.graph import nodes
+
 _L = keras.layers
 
 # Layers whose output channels are new (each is a filter or a neuron that
@@ -77,34 +80,13 @@ def _channels(tensor):
     return int(shape[-1]) if len(shape) and shape[-1] is not None else 0
 
 
-def _functional(model):
-    if isinstance(model, keras.Sequential):
-        if model._functional is None:
-            raise ValueError(
-                f"Expected a built Sequential model with an Input. Received: "
-                f"model '{model.name}' that has not been built on an input shape"
-            )
-        return model._functional
-    if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
-        return model
-    return None
-
-
 def check_graph_model(model, arg_name="model"):
-    """Raises unless `model` is a Functional or Sequential Keras model."""
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"Expected `{arg_name}` to be a keras.Model. Received: "
-            f"{arg_name} of type {type(model).__name__}"
-        )
-    if _functional(model) is None:
-        raise ValueError(
-            "Expected a Functional or Sequential model: structured pruning "
-            "reads the layer graph to find which channels are coupled, and "
-            f"subclassed model '{model.name}' ({type(model).__name__}) has "
-            "no graph to read. Rebuild it with the Functional API (or use "
-            "MagnitudePruning, which works on any model)."
-        )
+    """The graph of `model`, or the error for models without one."""
+    return graph.check_graph_model(
+        model, "structured pruning reads the layer graph to find which "
+        "channels are coupled, and a subclassed model has no graph to read "
+        "(rebuild it with the Functional API, or use MagnitudePruning, which "
+        "works on any model).", arg_name)
 
 
 class DependencyGraph:
@@ -153,7 +135,7 @@ class DependencyGraph:
         self.calls = []
         self.tensor_labels = {}
         inputs = [self._fresh(_channels(x), f"model input '{x.name}'")
-                  for x in _functional(model).inputs]
+                  for x in graph.graph_of(model).inputs]
         outputs = self._walk(model, inputs)
         for labels in outputs:
             self._fix(labels, "reaches a model output")
@@ -173,28 +155,25 @@ class DependencyGraph:
             self._fixed_reason.setdefault(int(i), reason)
 
     def _walk(self, model, input_labels):
-        functional = _functional(model)
+        functional = graph.graph_of(model)
         labels = {id(x): l for x, l in zip(functional.inputs, input_labels)}
         self.tensor_labels.update(labels)
-        for depth in sorted(functional._nodes_by_depth, reverse=True):
-            for node in functional._nodes_by_depth[depth]:
-                if not node.operation or node.is_input:
-                    continue
-                ins = [labels[id(x)] for x in node.input_tensors]
-                layer = node.operation
-                in_ids = [id(x) for x in node.input_tensors]
-                out_ids = [id(x) for x in node.outputs]
-                nested = _functional(layer) if isinstance(layer, keras.Model) else None
-                if nested is not None:
-                    self.calls.append((None, in_ids, [id(x) for x in nested.inputs]))
-                outs = self._visit(layer, ins, node)
-                if nested is not None:
-                    self.calls.append((None, [id(x) for x in nested.outputs], out_ids))
-                else:
-                    self.calls.append((layer, in_ids, out_ids))
-                for x, out in zip(node.outputs, outs):
-                    labels[id(x)] = out
-                    self.tensor_labels[id(x)] = out
+        for node in nodes(functional):
+            ins = [labels[id(x)] for x in node.input_tensors]
+            layer = node.operation
+            in_ids = [id(x) for x in node.input_tensors]
+            out_ids = [id(x) for x in node.outputs]
+            nested = graph.graph_of(layer) if isinstance(layer, keras.Model) else None
+            if nested is not None:
+                self.calls.append((None, in_ids, [id(x) for x in nested.inputs]))
+            outs = self._visit(layer, ins, node)
+            if nested is not None:
+                self.calls.append((None, [id(x) for x in nested.outputs], out_ids))
+            else:
+                self.calls.append((layer, in_ids, out_ids))
+            for x, out in zip(node.outputs, outs):
+                labels[id(x)] = out
+                self.tensor_labels[id(x)] = out
         return [labels[id(x)] for x in functional.outputs]
 
     def _record(self, layer, ins, out):
@@ -223,7 +202,7 @@ class DependencyGraph:
         return outs
 
     def _visit(self, layer, ins, node):
-        if _functional(layer) is not None and isinstance(layer, keras.Model):
+        if graph.graph_of(layer) is not None and isinstance(layer, keras.Model):
             outs = self._walk(layer, ins)
             self._record(layer, ins, None)
             return outs

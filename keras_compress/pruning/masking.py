@@ -6,7 +6,7 @@ import numpy as np
 from keras import ops
 
 from keras_compress.pruning.mask import PruningMask
-from keras_compress.pruning.selection import layer_weights, prunable_weights
+from keras_compress.pruning.selection import prunable_weights
 
 
 def strategy_scope(model):
@@ -125,31 +125,3 @@ def strip_pruning(model):
             setattr(item.layer, item.constraint_attr, pm.constraint)
     model.train_function = None
     return model
-
-
-def copy_weight_constraints(old_layer, new_layer):
-    """Gives `new_layer` copies of the stateful constraints of `old_layer`.
-
-    A stateful constraint (a `PruningMask`, a clustering constraint: any
-    constraint with a `copy_for(variable)` method) of an `old_layer` weight
-    is copied, state and all, onto the same-named weight of `new_layer`, so
-    a rewritten layer (its QAT drop-in, a copy) keeps its zeros and
-    clusters through later training. Weights are not copied.
-
-    Returns:
-        The number of constraints copied.
-    """
-    old = {item.variable.name: item for item in layer_weights(old_layer)}
-    copied = 0
-    for item in layer_weights(new_layer):
-        source = old.get(item.variable.name)
-        constraint = None if source is None else source.variable.constraint
-        copy_for = getattr(constraint, "copy_for", None)
-        if not callable(copy_for):
-            continue
-        new = copy_for(item.variable)
-        item.variable.constraint = new
-        if item.constraint_attr is not None:
-            setattr(new_layer, item.constraint_attr, new)
-        copied += 1
-    return copied

@@ -10,12 +10,12 @@ quantizes, fusing each BatchNormalization into its convolution.
 
 import keras
 
+from keras_compress.graph import copy_layer, rebuild
 from keras_compress.layers.factorized import (
     DepthwiseSeparableConv2D,
     LowRankConv2D,
     LowRankDense,
 )
-from keras_compress.quantization._rebuild import copy_layer, rebuild
 
 COMPOSITES = (DepthwiseSeparableConv2D, LowRankDense, LowRankConv2D)
 

@@ -6,7 +6,9 @@ import collections
 import keras
 import numpy as np
 
-from keras_compress.quantization._rebuild import DROP, copy_layer, graph_of, rebuild
+from keras_compress.graph import (
+    DROP, check_graph_model, consumers, copy_layer, graph_of, nodes, rebuild,
+)
 
 _L = keras.layers
 
@@ -16,28 +18,19 @@ _DENSE_LIKE = (_L.Dense, _L.Conv1D, _L.Conv2D, _L.Conv3D)
 _DEPTHWISE = (_L.DepthwiseConv1D, _L.DepthwiseConv2D)
 
 
-def _graph_nodes(functional):
-    return [
-        node
-        for depth in sorted(functional._nodes_by_depth, reverse=True)
-        for node in functional._nodes_by_depth[depth]
-        if node.operation is not None and not node.is_input
-    ]
-
-
 def _graphs(model, found):
     """Every distinct Functional graph of `model` and its nested models."""
     if id(model) in found:
         return
     functional = graph_of(model)
     found[id(model)] = functional
-    for node in _graph_nodes(functional):
+    for node in nodes(functional):
         op = node.operation
         if isinstance(op, keras.Model) and graph_of(op) is not None:
             _graphs(op, found)
 
 
-def _foldable_producer(bn_node, functional, calls, consumers):
+def _foldable_producer(bn_node, functional, calls, users):
     """The layer whose output `bn_node` can be folded into, or None."""
     bn = bn_node.operation
     if calls[id(bn)] != 1 or len(bn_node.input_tensors) != 1:
@@ -53,7 +46,7 @@ def _foldable_producer(bn_node, functional, calls, consumers):
         return None
     if calls[id(producer)] != 1:
         return None
-    if [id(n) for n in consumers[id(x)]] != [id(bn_node)]:
+    if [id(n) for n in users.get(id(x), [])] != [id(bn_node)]:
         return None
     if any(x is out for out in functional.outputs):
         return None
@@ -160,38 +153,25 @@ def fold_batchnorm(model, return_report=False):
     >>> len(folded_model.layers) == len(model.layers) - 1
     True
     """
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            "Expected `model` to be a keras.Model. Received: model of type "
-            f"{type(model).__name__}"
-        )
-    if graph_of(model) is None:
-        raise ValueError(
-            "Expected a Functional or Sequential model: folding batch "
-            "normalization needs the layer graph to find which layer feeds "
-            f"each BatchNormalization. Received: a subclassed model "
-            f"'{model.name}' of class {type(model).__name__}. Rebuild it "
-            "with the Functional API."
-        )
+    check_graph_model(
+        model, "folding batch normalization needs the layer graph to find "
+        "which layer feeds each BatchNormalization (rebuild it with the "
+        "Functional API).")
 
     graphs = {}
     _graphs(model, graphs)
     calls = collections.Counter()
     for functional in graphs.values():
-        for node in _graph_nodes(functional):
+        for node in nodes(functional):
             calls[id(node.operation)] += 1
 
     folded = []  # (producer, bn) in graph order
     for functional in graphs.values():
-        nodes = _graph_nodes(functional)
-        consumers = collections.defaultdict(list)
-        for node in nodes:
-            for x in node.input_tensors:
-                consumers[id(x)].append(node)
-        for node in nodes:
+        users = consumers(functional)
+        for node in nodes(functional):
             if type(node.operation) is not _L.BatchNormalization:
                 continue
-            producer = _foldable_producer(node, functional, calls, consumers)
+            producer = _foldable_producer(node, functional, calls, users)
             if producer is not None:
                 folded.append((producer, node.operation))
 

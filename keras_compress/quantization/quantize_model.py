@@ -4,9 +4,8 @@ import warnings
 
 import keras
 
+from keras_compress import graph
 from keras_compress import quantizers as quantizers_lib
-from keras_compress.pruning.masking import copy_weight_constraints
-from keras_compress.quantization import _expand
 from keras_compress.layers.quantized import (
     QuantConv1D,
     QuantConv2D,
@@ -15,6 +14,7 @@ from keras_compress.layers.quantized import (
     QuantLayer,
     Quantize,
 )
+from keras_compress.quantization import _expand
 
 L = keras.layers
 
@@ -73,15 +73,12 @@ class _Plan:
         self.model = model
         self.fused_bn = {}  # id(conv layer) -> bn layer
         self.skipped = set()  # id(bn layers folded away)
-        self.consumers = {}
-        for node in _nodes(model):
-            for x in node.input_tensors:
-                self.consumers.setdefault(id(x), []).append(node)
+        self.consumers = graph.consumers(model)
         if fold_batchnorm:
             self._find_batchnorm()
 
     def _find_batchnorm(self):
-        for node in _nodes(self.model):
+        for node in graph.nodes(self.model):
             layer = node.operation
             if type(layer) not in QUANT_CLASSES or _layer_activation(layer) != "linear":
                 continue
@@ -103,12 +100,6 @@ class _Plan:
     def sole_consumer(self, tensor):
         users = self.consumers.get(id(tensor), [])
         return users[0].operation if len(users) == 1 else None
-
-
-def _nodes(model):
-    depths = sorted(model._nodes_by_depth, reverse=True)
-    return [n for d in depths for n in model._nodes_by_depth[d]
-            if n.operation is not None and not n.is_input]
 
 
 def quantize_model(
@@ -181,21 +172,10 @@ def quantize_model(
     >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
     >>> qat = quantize_model(model)
     """
-    from keras_compress.pruning.graph import _functional
-
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            "Expected `model` to be a keras.Model. Received: model of type "
-            f"{type(model).__name__}"
-        )
-    graph_model = _functional(model)
-    if graph_model is None:
-        raise ValueError(
-            "Expected a Functional or Sequential model: quantize_model "
-            "rebuilds the layer graph, and subclassed model "
-            f"'{model.name}' ({type(model).__name__}) has none. Build it "
-            "from QuantDense/QuantConv2D/... and Quantize layers directly."
-        )
+    graph_model = graph.check_graph_model(
+        model, "quantize_model rebuilds the layer graph, and a subclassed "
+        "model has none (build it from QuantDense/QuantConv2D/... and "
+        "Quantize layers directly).")
     if unsupported not in ("error", "float"):
         raise ValueError(
             "Expected `unsupported` to be 'error' or 'float'. "
@@ -205,7 +185,7 @@ def quantize_model(
         quantizers_lib.get(kernel_quantizer)  # Validate early.
     quantizers_lib.get(activation_quantizer)
     if _expand.has_composites(graph_model):
-        graph_model = _functional(_expand.expand_composites(graph_model))
+        graph_model = graph.graph_of(_expand.expand_composites(graph_model))
     plan = _Plan(graph_model, fold_batchnorm)
     _check_supported(graph_model, plan, unsupported)
 
@@ -266,7 +246,7 @@ def quantize_model(
 
 
 def _check_supported(model, plan, unsupported):
-    for node in _nodes(model):
+    for node in graph.nodes(model):
         layer = node.operation
         known = (
             type(layer) in QUANT_CLASSES
@@ -350,4 +330,4 @@ def _copy_weights(old, new, plan):
                 f"quantize_model: no weight {v.name!r} in new layer {new.name!r}"
             )
         target.assign(v)
-    copy_weight_constraints(old, new)
+    graph.copy_constraints(old, new)

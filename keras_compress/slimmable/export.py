@@ -12,8 +12,8 @@ from keras_compress.layers.slimmable.slimmable_dense import SlimmableDense
 from keras_compress.layers.slimmable.switchable_batch_normalization import (
     SwitchableBatchNormalization,
 )
-from keras_compress.quantization._rebuild import graph_of
-from keras_compress.quantization._rebuild import rebuild
+from keras_compress.graph import check_graph_model
+from keras_compress.graph import rebuild
 from keras_compress.slimmable import switch as width_lib
 
 _SLIM_KEYS = ("width_multipliers", "slim_input", "slim_output")
@@ -213,11 +213,6 @@ def export_width(model, width):
         model = model.model
     layers = width_lib._layers_or_raise(model)
     width = width_lib._check_width(model, width, layers)
-    if graph_of(model) is None:
-        raise ValueError(
-            "Expected a Functional or Sequential model: export_width reads "
-            f"the layer graph. Received: a subclassed model '{model.name}' of "
-            f"class {type(model).__name__}"
-        )
+    check_graph_model(model, "export_width reads the layer graph.")
     narrower = _Narrower(width)
     return rebuild(model, narrower.replace, narrower.after)

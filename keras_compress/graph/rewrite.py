@@ -1,6 +1,6 @@
 """`rebuild`: copy a Functional or Sequential model node by node.
 
-A small graph rewriter shared by the quantization tools. It replays the
+The graph rewriter every transform uses. It replays the
 layer calls of a model on new `keras.Input`s, letting a caller swap layers
 (`replace_layer`), remove single-input layers (`DROP`) and add operations
 after any tensor (`after_tensor`). The input model is never changed: every
@@ -11,7 +11,9 @@ existing one on purpose.
 import keras
 from keras import tree
 
-from keras_compress.pruning.masking import copy_weight_constraints
+from keras_compress.graph.functional import check_graph_model
+from keras_compress.graph.functional import graph_of
+from keras_compress.graph.functional import nodes
 
 
 class _Drop:
@@ -22,26 +24,6 @@ class _Drop:
 DROP = _Drop()
 """Returned by `replace_layer` to remove a layer: its (single) input tensor
 takes the place of its output at every call site."""
-
-
-def graph_of(model):
-    """The Functional graph of `model`, or None if it has none.
-
-    Returns `model` itself for a Functional model, the inner Functional of a
-    built Sequential model, and None for a subclassed model or a non-model.
-    Raises ValueError for a Sequential model that was never built.
-    """
-    if isinstance(model, keras.Sequential):
-        if model._functional is None:
-            raise ValueError(
-                "Expected a built Sequential model with an Input. Received: "
-                f"model '{model.name}' that has not been built on an input "
-                "shape. Call it on data or add a keras.Input first."
-            )
-        return model._functional
-    if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
-        return model
-    return None
 
 
 def copy_layer(layer, config=None, weights=None):
@@ -61,7 +43,7 @@ def copy_layer(layer, config=None, weights=None):
     )
     new.build_from_config(layer.get_build_config())
     new.set_weights(layer.get_weights() if weights is None else weights)
-    copy_weight_constraints(layer, new)
+    copy_constraints(layer, new)
     return new
 
 
@@ -112,11 +94,8 @@ class _Rebuilder:
         tensors = {}
         for old, new in zip(functional.inputs, tree.flatten(inputs)):
             tensors[id(old)] = self.after(new, None) if top else new
-        for depth in sorted(functional._nodes_by_depth, reverse=True):
-            for node in functional._nodes_by_depth[depth]:
-                if node.operation is None or node.is_input:
-                    continue
-                self.call(node, tensors)
+        for node in nodes(functional):
+            self.call(node, tensors)
         outputs = [tensors[id(x)] for x in functional.outputs]
         new_model = None
         if isinstance(model, keras.Sequential):
@@ -146,7 +125,7 @@ class _Rebuilder:
         source = self.pending.pop(id(new_op), None)
         if source is not None:
             new_op.set_weights(source.get_weights())
-            copy_weight_constraints(source, new_op)
+            copy_constraints(source, new_op)
         for old, new in zip(node.outputs, outputs):
             tensors[id(old)] = new if recursed else self.after(new, op)
 
@@ -260,15 +239,50 @@ def rebuild(model, replace_layer=None, after_tensor=None):
     ...     return DROP if isinstance(layer, keras.layers.Dropout) else None
     >>> new_model = rebuild(model, no_dropout)  # doctest: +SKIP
     """
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            "Expected `model` to be a keras.Model. Received: model of type "
-            f"{type(model).__name__}"
-        )
-    if graph_of(model) is None:
-        raise ValueError(
-            "Expected a Functional or Sequential model: rebuilding reads the "
-            f"layer graph. Received: a subclassed model '{model.name}' of "
-            f"class {type(model).__name__}"
-        )
+    check_graph_model(model, "rebuilding reads the layer graph.")
     return _Rebuilder(replace_layer, after_tensor).model(model, top=True)
+
+
+def copy_constraints(old_layer, new_layer):
+    """Gives `new_layer` copies of the stateful constraints of `old_layer`.
+
+    A stateful constraint (a `PruningMask`, a `ClusterWeights`: any
+    constraint with a `copy_for(variable)` method) of an `old_layer` weight
+    is copied, state and all, onto the same-named weight of `new_layer`,
+    and onto the layer attribute that held it (`kernel_constraint`, ...),
+    so a rewritten layer (its QAT drop-in, a copy) keeps its zeros and
+    clusters through later training. Weights are not copied.
+
+    Returns:
+        The number of constraints copied.
+    """
+    old_layers = list(old_layer._flatten_layers(include_self=True))
+    new_layers = list(new_layer._flatten_layers(include_self=True))
+    if len(old_layers) != len(new_layers):
+        return 0
+    copied = 0
+    for old, new in zip(old_layers, new_layers):  # Same structure, same order.
+        copied += _copy_own_constraints(old, new)
+    return copied
+
+
+def _own_variables(layer):
+    return list(layer._trainable_variables) + list(layer._non_trainable_variables)
+
+
+def _copy_own_constraints(old_layer, new_layer):
+    targets = {v.name: v for v in _own_variables(new_layer)}
+    attributes = {id(value): name for name, value in vars(old_layer).items()
+                  if getattr(value, "copy_for", None) is not None}
+    copied = 0
+    for variable in _own_variables(old_layer):
+        constraint = getattr(variable, "constraint", None)
+        target = targets.get(variable.name)
+        if target is None or not callable(getattr(constraint, "copy_for", None)):
+            continue
+        copy = constraint.copy_for(target)
+        target.constraint = copy
+        if id(constraint) in attributes:
+            setattr(new_layer, attributes[id(constraint)], copy)
+        copied += 1
+    return copied
