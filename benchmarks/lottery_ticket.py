@@ -290,7 +290,7 @@ def mask_stats(masks):
 def leaked_weights(model, masks):
     """Nonzero weights where the mask is zero (must be 0 after training)."""
     from keras_compress.pruning import prunable_weights
-    from keras_compress.pruning.masking import weight_key
+    from keras_compress.weights import weight_key
 
     leaked = 0
     for item in prunable_weights(model):

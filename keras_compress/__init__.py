@@ -4,6 +4,8 @@ Subpackages:
   datasets: offline demo data (`load_digits`, `load_mnist1d`).
   graph: the layer graph of Functional/Sequential models and the rewriter
     every transform uses (`graph_of`, `nodes`, `rebuild`).
+  weights: which weights can be compressed (`prunable_weights`,
+    `select_weights`) and how their stateful constraints are copied.
   pruning: schedules, masks, `strip_pruning`.
   callbacks: `model.fit` callbacks (`MagnitudePruning`, `QATSchedule`, ...).
   layers: drop-in layers (`QuantConv2D`, `BinaryDense`, `Quantize`, ...).
@@ -46,6 +48,7 @@ _SUBPACKAGES = (
     "quantizers",
     "runtime",
     "slimmable",
+    "weights",
 )
 
 

@@ -13,7 +13,7 @@ from keras_compress import datasets
 from keras_compress import export
 from keras_compress.analysis import file_breakdown
 from keras_compress.analysis import summarize
-from keras_compress.export import _inputs
+from keras_compress import _inputs
 from keras_compress.export import _sparse
 from keras_compress.export import tflite as tflite_export
 from keras_compress.quantizers.base import export_mode

@@ -11,14 +11,14 @@ import pytest
 from keras_compress import _tflite
 from keras_compress import analysis
 from keras_compress import export
-from keras_compress.export._decode import check
-from keras_compress.export._decode.huffman import Huffman
-from keras_compress.export._decode.layout import Layout
-from keras_compress.export._decode.layout import NotDecodable
-from keras_compress.export._decode.lut import Lut
-from keras_compress.export._decode.prune import Prune
+from keras_compress._decode import check
+from keras_compress._decode.huffman import Huffman
+from keras_compress._decode.layout import Layout
+from keras_compress._decode.layout import NotDecodable
+from keras_compress._decode.lut import Lut
+from keras_compress._decode.prune import Prune
 from keras_compress.runtime import MicroModel
-from keras_compress.runtime import _arena
+from keras_compress import _arena
 
 
 _ROOMY = 256 * 1024  # An arena for models whose arena is not measured here.

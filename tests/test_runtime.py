@@ -117,7 +117,7 @@ def test_micro_arena_of_a_model_whose_small_arenas_crash_tflm():
     import keras
 
     from keras_compress import export
-    from keras_compress.runtime import _arena
+    from keras_compress import _arena
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([

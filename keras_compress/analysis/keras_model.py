@@ -45,6 +45,7 @@ import math
 import keras
 import numpy as np
 
+from keras_compress import graph
 from keras_compress.analysis.summary import LayerStats
 from keras_compress.analysis.summary import Summary
 from keras_compress.analysis.summary import make_total
@@ -119,19 +120,6 @@ def summarize_keras(model):
 # The layer tree.
 
 
-def _is_functional(layer):
-    if isinstance(layer, keras.Sequential):
-        return getattr(layer, "_functional", None) is not None
-    return isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth")
-
-
-def _graph(layer):
-    """Returns the Functional object holding the graph of `layer`."""
-    if isinstance(layer, keras.Sequential):
-        return layer._functional
-    return layer
-
-
 def _children(layer):
     if isinstance(layer, keras.Model):
         found = layer.layers
@@ -155,7 +143,7 @@ def _needs_trace(layer):
     """True if some container in the tree has no symbolic graph."""
     if not _is_container(layer):
         return False
-    if not _is_functional(layer):
+    if not graph.has_graph(layer):
         return True
     return any(_needs_trace(c) for c in _children(layer))
 
@@ -186,16 +174,12 @@ def _shapes(structure):
 def _symbolic_records(layer):
     """Returns `{id(op): [(input_shapes, output_shapes), ...]}` of a graph."""
     records = {}
-    for nodes in _graph(layer)._nodes_by_depth.values():
-        for node in nodes:
-            op = node.operation
-            if isinstance(op, _L.InputLayer):
-                continue
-            args = node.arguments.args
-            first = args[0] if args else node.arguments.keras_tensors
-            records.setdefault(id(op), []).append(
-                (_shapes(first), _shapes(node.outputs))
-            )
+    for node in graph.nodes(graph.graph_of(layer)):
+        args = node.arguments.args
+        first = args[0] if args else node.arguments.keras_tensors
+        records.setdefault(id(node.operation), []).append(
+            (_shapes(first), _shapes(node.outputs))
+        )
     return records
 
 
@@ -210,8 +194,8 @@ def _trace_input(model):
             return None
         return keras.ops.zeros(dims, dtype=dtype)
 
-    if _is_functional(model):
-        inputs = _graph(model).inputs
+    if graph.has_graph(model):
+        inputs = graph.graph_of(model).inputs
         made = [zeros(_shape(x), getattr(x, "dtype", "float32"))
                 for x in inputs]
         if any(m is None for m in made):
@@ -422,7 +406,7 @@ class _Walker:
         """
         if self.eager is not None:
             records = self.eager
-        elif _is_functional(layer):
+        elif graph.has_graph(layer):
             records = _symbolic_records(layer)
         else:
             records = {}

@@ -22,7 +22,6 @@ Human-readable sizes in the table use 1 KB = 1024 bytes.
 import dataclasses
 import json
 import math
-import os
 
 from keras_compress import _io
 

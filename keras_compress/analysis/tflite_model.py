@@ -198,7 +198,7 @@ class _Subgraph:
 
     def decoded_stats(self, i):
         """`(params, nonzeros, stored bytes)` of DECODE output `i`."""
-        from keras_compress.export._decode import check
+        from keras_compress._decode import check
 
         encoded, ancillary = self.decoded[i]
         stored = sum(len(self.raw(j)) for j in (encoded, ancillary) if self.is_const(j))

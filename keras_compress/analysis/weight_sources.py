@@ -1,6 +1,6 @@
 """The weight tensors `weight_bits` measures, read from a model or a file.
 
-- Keras model: the kernels `keras_compress.pruning.prunable_weights(model)`
+- Keras model: the kernels `keras_compress.weights.prunable_weights(model)`
   lists (Dense/Conv/Depthwise/Separable/Embedding/EinsumDense kernels and
   weights of layers with `get_prunable_weights()`), as stored (float32
   usually), one codebook per tensor. Biases and normalization weights are
@@ -117,7 +117,7 @@ def _load_keras(path, arg_name):
 def _keras_weights(model):
     import keras
 
-    from keras_compress.pruning import prunable_weights
+    from keras_compress.weights import prunable_weights
 
     return [
         WeightTensor(item.variable.path,

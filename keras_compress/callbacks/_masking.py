@@ -5,7 +5,7 @@ from keras import ops
 
 from keras_compress.pruning import granularity as granularity_lib
 from keras_compress.pruning import masking
-from keras_compress.pruning.selection import select_weights
+from keras_compress.weights import select_weights, strategy_scope
 
 _SCOPES = ("layer", "global")
 
@@ -107,11 +107,11 @@ class PruningCallback(keras.callbacks.Callback):
         self.items = items
         self.masks = masking.attach(model, items)
         if self.rewind_step is not None:
-            with masking.strategy_scope(model):
+            with strategy_scope(model):
                 for item, pm in zip(items, self.masks):
                     pm.build_snapshot(item.variable)
         if self.scope == "global":
-            with masking.strategy_scope(model):
+            with strategy_scope(model):
                 self._threshold = keras.Variable(
                     -1.0, trainable=False, name="pruning_threshold",
                     synchronization="on_read", aggregation="only_first_replica",

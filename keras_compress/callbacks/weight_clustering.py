@@ -9,7 +9,7 @@ from keras_compress.clustering.cluster import (
     cluster_weights,
     distinct_values,
 )
-from keras_compress.pruning.selection import select_weights
+from keras_compress.weights import select_weights
 
 
 class WeightClustering(keras.callbacks.Callback):

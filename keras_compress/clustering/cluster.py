@@ -15,8 +15,7 @@ from keras_compress.clustering.cluster_constraint import (
     normalize_axes,
 )
 from keras_compress.pruning.mask import PruningMask
-from keras_compress.pruning.masking import strategy_scope, weight_key
-from keras_compress.pruning.selection import prunable_weights, select_weights
+from keras_compress.weights import prunable_weights, select_weights, strategy_scope, weight_key
 
 _L = keras.layers
 _DEPTHWISE = (_L.DepthwiseConv1D, _L.DepthwiseConv2D)

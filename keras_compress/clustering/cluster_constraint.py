@@ -8,7 +8,7 @@ from keras import ops
 from keras.src.saving.keras_saveable import KerasSaveable
 
 from keras_compress._checks import check_int
-from keras_compress.pruning.mask import copy_constraint
+from keras_compress.weights import copy_constraint
 
 CENTROID_UPDATES = ("mean", "sum")
 

@@ -20,7 +20,7 @@ import importlib
 
 _EXPORTS = {
     "add_early_exits": "build",
-    "compile_multi_exit": "training",
+    "compile_multi_exit": "multi_exit_trainer",
     "multi_exit_loss": "training",
     "MultiExitTrainer": "multi_exit_trainer",
     "early_exit_predict": "inference",

@@ -8,7 +8,8 @@ import tempfile
 import numpy as np
 
 from keras_compress import _io
-from keras_compress.early_exit import _decide
+from keras_compress import _exit_rule
+from keras_compress import _verify
 from keras_compress.early_exit import _graph
 
 CHAIN_FILE = "chain.json"
@@ -72,7 +73,7 @@ def export_early_exit(
     from keras_compress.export.tflite import QUANTIZE_MODES
 
     exits = _graph.Exits(model)
-    thresholds = _decide.check_thresholds(threshold, exits.num_exits - 1, criterion)
+    thresholds = _exit_rule.check_thresholds(threshold, exits.num_exits - 1, criterion)
     kinds = _graph.output_kinds(exits, from_logits)
     if quantize not in QUANTIZE_MODES:
         raise ValueError(
@@ -161,24 +162,9 @@ def _check_stage(j, stage, runner, order, feed, quantize):
     want = _keras_outputs(stage, feed)
     got = runner.predict(feed)
     got = got if isinstance(got, list) else [got]
-    for k, w in enumerate(want):
-        g = got[order[k]]
-        finite = bool(np.all(np.isfinite(g)))
-        if g.shape != w.shape or not finite:
-            raise RuntimeError(
-                f"Stage {j} of the early-exit export did not run like Keras: "
-                f"expected finite output {k} of shape {w.shape}. Received: "
-                f"shape {g.shape}, finite={finite}"
-            )
-        if quantize is None:
-            limit = 1e-3 * max(1.0, float(np.max(np.abs(w), initial=0.0)))
-            err = float(np.max(np.abs(g - w), initial=0.0))
-            if err > limit:
-                raise RuntimeError(
-                    f"Stage {j} of the early-exit export does not match Keras "
-                    f"on output {k}: expected a max abs difference <= "
-                    f"{limit:.3g}. Received: {err:.3g}"
-                )
+    _verify.compare([got[order[k]] for k in range(len(want))], want,
+                    f"Stage {j} of the early-exit export",
+                    1e-3 if quantize is None else None)
 
 
 def _stage_inputs(stages, x):
@@ -202,8 +188,7 @@ def _keras_outputs(stage, x):
 
 def _describe_stage(j, stage, data, file, is_probability, costs, quantize, sample):
     """The stage's entry of chain.json, after checking it in LiteRT."""
-    from keras_compress.export import _inputs
-    from keras_compress.export import _verify
+    from keras_compress import _inputs
     from keras_compress.runtime.litert import LiteRTModel
 
     runner = LiteRTModel(data)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from keras_compress.early_exit import _decide
+from keras_compress import _exit_rule
 from keras_compress.early_exit import _graph
 from keras_compress.early_exit.result import EarlyExitResult
 
@@ -35,7 +35,7 @@ def exit_macs(model):
 
 def result_from_probabilities(probabilities, thresholds, criterion, cumulative):
     """The `EarlyExitResult` of staged execution given every exit's outputs."""
-    exits, confidences = _decide.decide(probabilities, thresholds, criterion)
+    exits, confidences = _exit_rule.decide(probabilities, thresholds, criterion)
     stacked = np.stack(probabilities)  # (exits, n, classes)
     chosen = stacked[exits, np.arange(len(exits))]
     return EarlyExitResult(
@@ -80,9 +80,9 @@ def early_exit_predict(
     >>> result.accuracy(y_test), result.mean_macs  # doctest: +SKIP
     """
     exits = _graph.Exits(model)
-    thresholds = _decide.check_thresholds(threshold, exits.num_exits - 1, criterion)
+    thresholds = _exit_rule.check_thresholds(threshold, exits.num_exits - 1, criterion)
     kinds = _graph.output_kinds(exits, from_logits)
     cumulative = _graph.exit_costs(model)["cumulative"]
     outputs = model.predict(x, batch_size=batch_size, verbose=0)
-    probabilities = [_decide.to_probabilities(o, p) for o, p in zip(outputs, kinds)]
+    probabilities = [_exit_rule.to_probabilities(o, p) for o, p in zip(outputs, kinds)]
     return result_from_probabilities(probabilities, thresholds, criterion, cumulative)

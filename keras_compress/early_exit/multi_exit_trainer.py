@@ -102,3 +102,58 @@ class MultiExitTrainer(keras.Model):
         config = dict(config)
         config["model"] = keras.saving.deserialize_keras_object(config["model"])
         return cls(**config)
+
+
+def compile_multi_exit(model, optimizer="adam", exit_weights=None,
+                       distillation=None, from_logits=None, **compile_kwargs):
+    """Prepares a multi-exit model for `fit` on the weighted exit losses.
+
+    Returns a compiled `MultiExitTrainer` around `model`: `fit` it on
+    `(x, y)` with one label per sample; it trains `model`'s own weights
+    (shared, not copied), so save and export `model` afterwards. The loss is
+    `multi_exit_loss` (the weighted sum of the exits' cross-entropies, plus
+    distillation from the final exit to the early ones if asked); metrics
+    are each exit's accuracy (`exit_0_accuracy`, ..., `final_accuracy`).
+
+    Without distillation, Keras's own multi-output compile gives the same
+    loss: `model.compile(loss=[SparseCategoricalCrossentropy(from_logits)]
+    * n, loss_weights=exit_weights)` and `model.fit(x, [y] * n)`.
+
+    Args:
+        model: A multi-exit model (see `add_early_exits`).
+        optimizer: Optimizer or its name, default `"adam"`.
+        exit_weights: One non-negative weight per exit (early first, the
+            final last). Default None: 1.0 each.
+        distillation: None (default) or `{"temperature": T, "alpha": a}`:
+            each early exit's loss becomes `(1 - a) * CE + a * T^2 * KL` to
+            the final exit's outputs softened at temperature `T`.
+        from_logits: Whether the outputs are logits. Default None: read from
+            the model (outputs whose last layer ends in a softmax are
+            probabilities).
+        **compile_kwargs: Passed to `compile` (e.g. `steps_per_execution`,
+            `jit_compile`).
+
+    Returns:
+        The compiled `MultiExitTrainer`.
+
+    Example:
+
+    >>> trainer = compile_multi_exit(model, "adam", exit_weights=[0.5, 0.5, 1],
+    ...                              distillation={"temperature": 3,
+    ...                                            "alpha": 0.5})  # doctest: +SKIP
+    >>> trainer.fit(x_train, y_train, epochs=5)  # doctest: +SKIP
+    >>> model.save("multi_exit.keras")  # doctest: +SKIP
+    """
+    for key in ("loss", "loss_weights", "metrics"):
+        if key in compile_kwargs:
+            raise ValueError(
+                f"Expected no `{key}`: compile_multi_exit sets the loss and the "
+                f"per-exit accuracies itself. Received: {key}="
+                f"{compile_kwargs[key]!r}"
+            )
+    trainer = MultiExitTrainer(
+        model, exit_weights=exit_weights, distillation=distillation,
+        from_logits=from_logits,
+    )
+    trainer.compile(optimizer=optimizer, **compile_kwargs)
+    return trainer

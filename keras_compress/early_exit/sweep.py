@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from keras_compress.early_exit import _decide
+from keras_compress import _exit_rule
 from keras_compress.early_exit import _graph
 from keras_compress.early_exit.inference import result_from_probabilities
 
@@ -166,7 +166,7 @@ def threshold_sweep(model, x, y, thresholds, criterion="max_prob",
     >>> sweep.best(max_accuracy_drop=0.01)  # doctest: +SKIP
     """
     exits = _graph.Exits(model)
-    _decide.check_criterion(criterion)
+    _exit_rule.check_criterion(criterion)
     if isinstance(thresholds, (str, bytes)) or not hasattr(thresholds, "__iter__"):
         raise TypeError(
             "Expected `thresholds` to be a list of floats in [0, 1]. "
@@ -181,12 +181,12 @@ def threshold_sweep(model, x, y, thresholds, criterion="max_prob",
                 "Expected each entry of `thresholds` to be one float in [0, 1]. "
                 f"Received: thresholds={thresholds!r}"
             )
-    checked = [_decide.check_thresholds(t, exits.num_exits - 1, criterion)
+    checked = [_exit_rule.check_thresholds(t, exits.num_exits - 1, criterion)
                for t in thresholds]
     kinds = _graph.output_kinds(exits, from_logits)
     costs = _graph.exit_costs(model)
     outputs = model.predict(x, batch_size=batch_size, verbose=0)
-    probabilities = [_decide.to_probabilities(o, p) for o, p in zip(outputs, kinds)]
+    probabilities = [_exit_rule.to_probabilities(o, p) for o, p in zip(outputs, kinds)]
     labels = _labels(y, len(probabilities[0]), exits.num_classes)
     exit_accuracies = [float(np.mean(p.argmax(-1) == labels)) for p in probabilities]
     rows = []

@@ -10,8 +10,8 @@ import numpy as np
 
 from keras_compress import _io
 from keras_compress import _tflite
-from keras_compress.export import _decode
-from keras_compress.export import _inputs
+from keras_compress import _decode
+from keras_compress import _inputs
 from keras_compress.export import c_array
 from keras_compress.export.lean import lean_with_check
 from keras_compress.export.tflite import to_tflite
@@ -289,7 +289,7 @@ def _compress(data, flatbuffer, method, micro, feeds):
     The result is checked in Python and in TFLM (see `to_micro`). When
     nothing pays, the model is returned unchanged with a warning.
     """
-    from keras_compress.export._decode import verify
+    from keras_compress._decode import verify
 
     result = _decode.compress(data, flatbuffer, method)
     report = {

@@ -1,8 +1,8 @@
 """Keras model -> ONNX, verified in ONNX Runtime."""
 
 from keras_compress import _io
-from keras_compress.export import _inputs
-from keras_compress.export import _verify as _verify_outputs
+from keras_compress import _inputs
+from keras_compress import _verify as _verify_outputs
 
 DEFAULT_OPSET = 17
 

@@ -6,10 +6,10 @@ import numpy as np
 
 from keras_compress import _io
 from keras_compress import _tflite
-from keras_compress.export import _inputs
+from keras_compress import _inputs
 from keras_compress.export import _lean
 from keras_compress.export import _sparse
-from keras_compress.export import _verify as _verify_outputs
+from keras_compress import _verify as _verify_outputs
 from keras_compress.export.lean import lean_with_check
 from keras_compress.export.lean import litert_kernels_for
 from keras_compress.quantizers.base import export_mode

@@ -32,6 +32,13 @@ def graph_of(model):
     return None
 
 
+def has_graph(model):
+    """Whether `model` is a Functional model or a built Sequential model."""
+    if isinstance(model, keras.Sequential):
+        return model._functional is not None
+    return graph_of(model) is not None
+
+
 def check_graph_model(model, why, arg_name="model"):
     """Returns the graph of `model`, or raises the error for models without one.
 

@@ -14,6 +14,7 @@ from keras import tree
 from keras_compress.graph.functional import check_graph_model
 from keras_compress.graph.functional import graph_of
 from keras_compress.graph.functional import nodes
+from keras_compress.weights import copy_constraints
 
 
 class _Drop:
@@ -88,9 +89,16 @@ class _Rebuilder:
         result = self.after_tensor(tensor, layer)
         return tensor if result is None else result
 
-    def model(self, model, top):
+    def model(self, model, top, inputs=None):
         functional = graph_of(model)
-        inputs = tree.map_structure(_new_input, functional._inputs_struct)
+        if inputs is None:
+            inputs = tree.map_structure(_new_input, functional._inputs_struct)
+        elif len(tree.flatten(inputs)) != len(functional.inputs):
+            raise ValueError(
+                f"Expected `inputs` to hold {len(functional.inputs)} tensors, "
+                f"one per input of model '{model.name}'. Received: "
+                f"{len(tree.flatten(inputs))} tensors"
+            )
         tensors = {}
         for old, new in zip(functional.inputs, tree.flatten(inputs)):
             tensors[id(old)] = self.after(new, None) if top else new
@@ -187,7 +195,7 @@ def _as_sequential(model, inputs, output):
     )
 
 
-def rebuild(model, replace_layer=None, after_tensor=None):
+def rebuild(model, replace_layer=None, after_tensor=None, inputs=None):
     """Copies a Functional or Sequential model, swapping layers on the way.
 
     Replays every layer call of `model` in graph order on new `keras.Input`s
@@ -218,6 +226,10 @@ def rebuild(model, replace_layer=None, after_tensor=None):
     nested model that was rebuilt recursively (the tensors inside were
     already offered), nor on the output of a dropped layer.
 
+    `inputs` (optional) are the `keras.Input`s to replay on, in the input
+    structure of `model`, e.g. with fewer channels when the layers change
+    shape; by default new Inputs like those of `model`.
+
     The result is a Functional model with the input and output structure and
     the name of `model`; a Sequential input gives a Sequential result when
     the new graph is still a chain of single-input layers. The result is not
@@ -229,6 +241,8 @@ def rebuild(model, replace_layer=None, after_tensor=None):
             None (copy everything).
         after_tensor: callable `(tensor, layer or None) -> tensor or None`.
             Defaults to None.
+        inputs: `keras.Input` tensors to build on, structured like the
+            inputs of `model`. Defaults to None (copies of its Inputs).
 
     Returns:
         The new Keras model.
@@ -240,49 +254,4 @@ def rebuild(model, replace_layer=None, after_tensor=None):
     >>> new_model = rebuild(model, no_dropout)  # doctest: +SKIP
     """
     check_graph_model(model, "rebuilding reads the layer graph.")
-    return _Rebuilder(replace_layer, after_tensor).model(model, top=True)
-
-
-def copy_constraints(old_layer, new_layer):
-    """Gives `new_layer` copies of the stateful constraints of `old_layer`.
-
-    A stateful constraint (a `PruningMask`, a `ClusterWeights`: any
-    constraint with a `copy_for(variable)` method) of an `old_layer` weight
-    is copied, state and all, onto the same-named weight of `new_layer`,
-    and onto the layer attribute that held it (`kernel_constraint`, ...),
-    so a rewritten layer (its QAT drop-in, a copy) keeps its zeros and
-    clusters through later training. Weights are not copied.
-
-    Returns:
-        The number of constraints copied.
-    """
-    old_layers = list(old_layer._flatten_layers(include_self=True))
-    new_layers = list(new_layer._flatten_layers(include_self=True))
-    if len(old_layers) != len(new_layers):
-        return 0
-    copied = 0
-    for old, new in zip(old_layers, new_layers):  # Same structure, same order.
-        copied += _copy_own_constraints(old, new)
-    return copied
-
-
-def _own_variables(layer):
-    return list(layer._trainable_variables) + list(layer._non_trainable_variables)
-
-
-def _copy_own_constraints(old_layer, new_layer):
-    targets = {v.name: v for v in _own_variables(new_layer)}
-    attributes = {id(value): name for name, value in vars(old_layer).items()
-                  if getattr(value, "copy_for", None) is not None}
-    copied = 0
-    for variable in _own_variables(old_layer):
-        constraint = getattr(variable, "constraint", None)
-        target = targets.get(variable.name)
-        if target is None or not callable(getattr(constraint, "copy_for", None)):
-            continue
-        copy = constraint.copy_for(target)
-        target.constraint = copy
-        if id(constraint) in attributes:
-            setattr(new_layer, attributes[id(constraint)], copy)
-        copied += 1
-    return copied
+    return _Rebuilder(replace_layer, after_tensor).model(model, top=True, inputs=inputs)

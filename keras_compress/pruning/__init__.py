@@ -26,7 +26,7 @@ from keras_compress.pruning.schedules import (
     PolynomialDecay,
     PruningSchedule,
 )
-from keras_compress.pruning.selection import prunable_weights, select_weights
+from keras_compress.weights import prunable_weights, select_weights
 from keras_compress.pruning.slimming import network_slimming
 from keras_compress.pruning.surgery import prune_channels
 

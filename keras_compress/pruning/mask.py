@@ -4,6 +4,8 @@ import keras
 from keras import ops
 from keras.src.saving.keras_saveable import KerasSaveable
 
+from keras_compress.weights import copy_constraint
+
 
 @keras.saving.register_keras_serializable(package="keras_compress")
 class PruningMask(keras.constraints.Constraint, KerasSaveable):
@@ -136,18 +138,3 @@ class PruningMask(keras.constraints.Constraint, KerasSaveable):
                 )
             else:
                 current.assign(value)
-
-
-def copy_constraint(constraint, weight):
-    """A copy of `constraint` for `weight`, with its state.
-
-    Stateful constraints (a `PruningMask`, a `ClusterWeights`) copy
-    themselves with `copy_for(weight)`; a stateless one is rebuilt from its
-    config; `None` stays `None`.
-    """
-    if constraint is None:
-        return None
-    copy_for = getattr(constraint, "copy_for", None)
-    if callable(copy_for):
-        return copy_for(weight)
-    return keras.constraints.deserialize(keras.constraints.serialize(constraint))

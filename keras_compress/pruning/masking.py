@@ -1,18 +1,10 @@
 """Attach, read, set and remove pruning masks on a model's weights."""
 
-import contextlib
-
 import numpy as np
 from keras import ops
 
 from keras_compress.pruning.mask import PruningMask
-from keras_compress.pruning.selection import prunable_weights
-
-
-def strategy_scope(model):
-    """The model's distribution strategy scope (TensorFlow), else a no-op."""
-    strategy = getattr(model, "distribute_strategy", None)
-    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+from keras_compress.weights import prunable_weights, strategy_scope, weight_key
 
 
 def attach(model, items):
@@ -36,11 +28,6 @@ def attach(model, items):
     # A cached train step was traced without these constraints.
     model.train_function = None
     return masks
-
-
-def weight_key(item):
-    """`"<layer name>/<weight name>"`: names a weight across model copies."""
-    return f"{item.layer.name}/{item.variable.name}"
 
 
 def masked_weights(model):

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from keras_compress._checks import check_int
+from keras_compress.graph import rebuild
 from keras_compress.pruning.channel_report import ChannelReport
 from keras_compress.pruning.compensation import fold_removed
 from keras_compress.pruning.criteria import L1Norm
@@ -222,12 +223,11 @@ def prune_channels(
             ]
             if len(inputs) == 1:
                 inputs = inputs[0]
-            return keras.models.clone_model(
-                layer, input_tensors=inputs, clone_function=clone)
+            return rebuild(layer, clone, inputs=inputs)
         out_keep = plan[1] if plan else None
         return layer.__class__.from_config(_config(layer, out_keep))
 
-    pruned = keras.models.clone_model(model, clone_function=clone)
+    pruned = rebuild(model, clone)
     changes = fold_removed(graph, removed) if compensate else {}
     _copy_weights(model, pruned, plans, changes)
     return pruned, ChannelReport.compare(model, pruned, graph, plans)

@@ -55,7 +55,7 @@ def calibrate(model, data, method="percentile", percentile=99.99,
     Reference:
         Migacz, "8-bit Inference with TensorRT", GTC 2017.
     """
-    from keras_compress.export import _inputs
+    from keras_compress import _inputs
 
     if method not in METHODS:
         raise ValueError(

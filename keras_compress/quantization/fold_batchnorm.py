@@ -6,6 +6,7 @@ import collections
 import keras
 import numpy as np
 
+from keras_compress import graph
 from keras_compress.graph import (
     DROP, check_graph_model, consumers, copy_layer, graph_of, nodes, rebuild,
 )
@@ -41,7 +42,7 @@ def _foldable_producer(bn_node, functional, calls, users):
     (x,) = bn_node.input_tensors
     if bn.axis not in (-1, len(x.shape) - 1):
         return None
-    producer = x._keras_history.operation
+    producer = graph.producer(x)[0]
     if type(producer) not in _DENSE_LIKE + _DEPTHWISE:
         return None
     if calls[id(producer)] != 1:

@@ -6,6 +6,7 @@ import keras
 
 from keras_compress import graph
 from keras_compress import quantizers as quantizers_lib
+from keras_compress import weights
 from keras_compress.layers.quantized import (
     QuantConv1D,
     QuantConv2D,
@@ -330,4 +331,4 @@ def _copy_weights(old, new, plan):
                 f"quantize_model: no weight {v.name!r} in new layer {new.name!r}"
             )
         target.assign(v)
-    graph.copy_constraints(old, new)
+    weights.copy_constraints(old, new)

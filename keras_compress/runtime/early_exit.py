@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from keras_compress.early_exit import _decide
+from keras_compress import _exit_rule
 from keras_compress.early_exit.result import EarlyExitResult
 from keras_compress.runtime import _common
 from keras_compress.runtime.litert import LiteRTModel
@@ -69,10 +69,10 @@ class EarlyExitRunner:
             )
         self.folder = folder
         self.chain = chain
-        self.criterion = _decide.check_criterion(
+        self.criterion = _exit_rule.check_criterion(
             chain["criterion"] if criterion is None else criterion)
         num_early = len(chain["stages"]) - 1
-        self.thresholds = _decide.check_thresholds(
+        self.thresholds = _exit_rule.check_thresholds(
             chain["threshold"] if threshold is None else threshold,
             num_early, self.criterion)
         self.stages = [
@@ -122,10 +122,10 @@ class EarlyExitRunner:
         for j, stage in enumerate(self.stages):
             outs = stage.predict(inputs, batch_size=batch_size)
             outs = outs if isinstance(outs, list) else [outs]
-            p = _decide.to_probabilities(outs[self._exit_index[j]], self._is_probability[j])
-            conf = _decide.confidence(p, self.criterion)
+            p = _exit_rule.to_probabilities(outs[self._exit_index[j]], self._is_probability[j])
+            conf = _exit_rule.confidence(p, self.criterion)
             if j < last:
-                leave = _decide.confident(conf, self.thresholds[j], self.criterion)
+                leave = _exit_rule.confident(conf, self.thresholds[j], self.criterion)
             else:
                 leave = np.ones(len(active), dtype=bool)
             done = active[leave]
@@ -165,9 +165,9 @@ class EarlyExitRunner:
             scores = _common.from_stored(
                 interpreter.get_tensor(stage._out[exit_k]["index"]),
                 stage.outputs[exit_k], False)
-            p = _decide.to_probabilities(scores, is_probability)
-            if feature_k is None or _decide.confident(
-                _decide.confidence(p, criterion), self.thresholds[j], criterion
+            p = _exit_rule.to_probabilities(scores, is_probability)
+            if feature_k is None or _exit_rule.confident(
+                _exit_rule.confidence(p, criterion), self.thresholds[j], criterion
             )[0]:
                 return int(p[0].argmax()), j
             x = _common.from_stored(

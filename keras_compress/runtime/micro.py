@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 
 from keras_compress import _tflite
-from keras_compress.runtime import _arena
+from keras_compress import _arena
 from keras_compress.runtime import _common
 
 _ALIGN = 16
@@ -121,7 +121,7 @@ def find_arena_size(data, alt_decompression_memory_size=0):
     TFLM's recording allocator reports how much of a generous arena one
     invocation used; the smallest arena that really works (a little more)
     is then found by bisection from that figure. The probes run in a child
-    process (`keras_compress.runtime._arena`): TFLM's Python interpreter can
+    process (`keras_compress._arena`): TFLM's Python interpreter can
     crash the process instead of failing when an arena is too small.
 
     Args:

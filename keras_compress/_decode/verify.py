@@ -11,7 +11,7 @@ measured here, in TFLM's own interpreter.
 
 import numpy as np
 
-from keras_compress.runtime import _arena
+from keras_compress import _arena
 from keras_compress.runtime.micro import MicroModel
 from keras_compress.runtime.micro import find_arena_size
 

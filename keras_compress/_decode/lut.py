@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from keras_compress.export._decode import layout as _layout
+from keras_compress._decode import layout as _layout
 
 TYPE = 0
 MAX_BITS = 7

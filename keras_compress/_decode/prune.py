@@ -11,7 +11,7 @@ other types must have all zero points 0).
 
 import numpy as np
 
-from keras_compress.export._decode import layout as _layout
+from keras_compress._decode import layout as _layout
 
 TYPE = 2
 

@@ -9,10 +9,10 @@ Micro's kernels (`tensorflow/lite/micro/kernels/decode_state_*.cc`).
 import dataclasses
 
 from keras_compress import _tflite
-from keras_compress.export._decode import check
-from keras_compress.export._decode import plan
-from keras_compress.export._decode import rewrite
-from keras_compress.export._decode.plan import METHODS
+from keras_compress._decode import check
+from keras_compress._decode import plan
+from keras_compress._decode import rewrite
+from keras_compress._decode.plan import METHODS
 
 __all__ = ["METHODS", "Compression", "compress"]
 

@@ -1,6 +1,7 @@
 """Finding the prunable weights of a model and the layers a user selected."""
 
 import collections
+import contextlib
 import re
 
 import keras
@@ -205,3 +206,14 @@ def select_weights(model, layers=None, skip_first=False, skip_last=False):
             f"skip_first={skip_first}, skip_last={skip_last}"
         )
     return selected
+
+
+def weight_key(item):
+    """`"<layer name>/<weight name>"`: names a weight across model copies."""
+    return f"{item.layer.name}/{item.variable.name}"
+
+
+def strategy_scope(model):
+    """The model's distribution strategy scope (TensorFlow), else a no-op."""
+    strategy = getattr(model, "distribute_strategy", None)
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()

@@ -14,11 +14,11 @@ import collections
 import numpy as np
 
 from keras_compress import _tflite
-from keras_compress.export._decode import layout as _layout
-from keras_compress.export._decode import rewrite
-from keras_compress.export._decode.huffman import Huffman
-from keras_compress.export._decode.lut import Lut
-from keras_compress.export._decode.prune import Prune
+from keras_compress._decode import layout as _layout
+from keras_compress._decode import rewrite
+from keras_compress._decode.huffman import Huffman
+from keras_compress._decode.lut import Lut
+from keras_compress._decode.prune import Prune
 
 CODECS = {"lut": Lut(), "prune": Prune(), "huffman": Huffman()}
 METHODS = {

@@ -19,7 +19,7 @@ import heapq
 
 import numpy as np
 
-from keras_compress.export._decode import layout as _layout
+from keras_compress._decode import layout as _layout
 
 TYPE = 1
 MAX_TABLE_BITS = 15  # Symbol entries count used bits in 4 bits.

@@ -10,14 +10,14 @@ and must equal the original constant exactly.
 import numpy as np
 
 from keras_compress import _tflite
-from keras_compress.export._decode import layout as _layout
-from keras_compress.export._decode import rewrite
-from keras_compress.export._decode.huffman import Huffman
-from keras_compress.export._decode.huffman import TYPE as HUFFMAN
-from keras_compress.export._decode.lut import TYPE as LUT
-from keras_compress.export._decode.lut import Lut
-from keras_compress.export._decode.prune import TYPE as PRUNE
-from keras_compress.export._decode.prune import Prune
+from keras_compress._decode import layout as _layout
+from keras_compress._decode import rewrite
+from keras_compress._decode.huffman import Huffman
+from keras_compress._decode.huffman import TYPE as HUFFMAN
+from keras_compress._decode.lut import TYPE as LUT
+from keras_compress._decode.lut import Lut
+from keras_compress._decode.prune import TYPE as PRUNE
+from keras_compress._decode.prune import Prune
 
 _BY_TYPE = {LUT: Lut, PRUNE: Prune, HUFFMAN: Huffman}
 

@@ -30,13 +30,26 @@ def check_outputs(runner, model, feed, artifact, tolerance=None):
     want = model.predict(feed, verbose=0)
     got = got if isinstance(got, list) else [got]
     want = want if isinstance(want, (list, tuple)) else [want]
-    for g, w in zip(got, want):
+    compare(got, want, f"The {artifact} export", tolerance)
+
+
+def compare(got, want, what, tolerance=None):
+    """Raises `RuntimeError` unless the arrays `got` match `want`.
+
+    Args:
+        got: The runtime's outputs (a list of arrays).
+        want: Keras's outputs, in the same order.
+        what: The subject of the messages (e.g. "The ONNX export").
+        tolerance: As in `check_outputs`; None checks shapes and finiteness.
+    """
+    for k, (g, w) in enumerate(zip(got, want)):
         w = np.asarray(w)
         finite = bool(np.all(np.isfinite(g)))
+        output = f" output {k}" if len(want) > 1 else ""
         if g.shape != w.shape or not finite:
             raise RuntimeError(
-                f"The {artifact} export did not run like the Keras model: "
-                f"expected finite outputs of shape {w.shape}. Received: shape "
+                f"{what} did not run like the Keras model: expected finite"
+                f"{output or ' outputs'} of shape {w.shape}. Received: shape "
                 f"{g.shape}, finite={finite}"
             )
         if tolerance is None:
@@ -45,6 +58,7 @@ def check_outputs(runner, model, feed, artifact, tolerance=None):
         err = float(np.max(np.abs(g - w), initial=0.0))
         if err > limit:
             raise RuntimeError(
-                f"The {artifact} export does not match Keras: expected a max "
-                f"abs difference <= {limit:.3g}. Received: {err:.3g}"
+                f"{what} does not match Keras{output and ' on' + output}: "
+                f"expected a max abs difference <= {limit:.3g}. Received: "
+                f"{err:.3g}"
             )
