@@ -10,13 +10,12 @@ skips the softmax and the T^2 factor: only a `keras.losses.KLDivergence()`
 instance gives Hinton's loss, which `Distiller` here matches (tested).
 """
 
-import math
-import numbers
-
 import keras
 from keras import ops
 
-from keras_compress.distillation.hint import Hint
+from keras_compress.distillation import _hint_plan
+from keras_compress.distillation import _loss
+from keras_compress.distillation import _teachers
 
 # Probabilities are clipped here before a logarithm: softmax outputs of a
 # teacher that ends in softmax, and the averaged teacher distribution.
@@ -114,12 +113,12 @@ class Distiller(keras.Model):
         name="distiller",
         **kwargs,
     ):
-        teachers = _check_models(student, teachers)
-        temperature = _check_temperature(temperature)
-        alpha = _check_alpha(alpha)
-        hints = _normalize_hints(hints)
-        student_output = _single_output(student, "the student")
-        if student_output is not None and _ends_in_softmax(student):
+        teachers = _teachers.check_models(student, teachers)
+        temperature = _loss.check_temperature(temperature)
+        alpha = _loss.check_alpha(alpha)
+        hints = _hint_plan.normalize_hints(hints)
+        student_output = _teachers.single_output(student, "the student")
+        if student_output is not None and _teachers.ends_in_softmax(student):
             raise ValueError(
                 "Expected the student to output logits (the distiller applies "
                 "the softmax at temperature T itself). Received: student "
@@ -128,11 +127,11 @@ class Distiller(keras.Model):
             )
         teacher_probs = []
         for index, teacher in enumerate(teachers):
-            output = _single_output(teacher, f"teacher {index} ({teacher.name!r})")
+            output = _teachers.single_output(teacher, f"teacher {index} ({teacher.name!r})")
             if student_output is not None and output is not None:
-                _check_output_shape(index, teacher, output.shape, student_output.shape)
-            teacher_probs.append(output is not None and _ends_in_softmax(teacher))
-        plan = _plan_hints(student, teachers, hints)
+                _teachers.check_output_shape(index, teacher, output.shape, student_output.shape)
+            teacher_probs.append(output is not None and _teachers.ends_in_softmax(teacher))
+        plan = _hint_plan.plan_hints(student, teachers, hints)
 
         super().__init__(name=name, **kwargs)
         self.student = student
@@ -160,7 +159,7 @@ class Distiller(keras.Model):
     def _build_hints(self, plan):
         student = self.student
         self._student_features = keras.Model(
-            _model_inputs(student),
+            _teachers.model_inputs(student),
             [student.outputs[0]] + [p["student_tensor"] for p in plan],
             name=f"{self.name}_student_features",
         )
@@ -171,7 +170,7 @@ class Distiller(keras.Model):
         for t, hint_indices in by_teacher.items():
             teacher = self.teachers[t]
             teacher_models[str(t)] = keras.Model(
-                _model_inputs(teacher),
+                _teachers.model_inputs(teacher),
                 [teacher.outputs[0]]
                 + [plan[i]["teacher_tensor"] for i in hint_indices],
                 name=f"{self.name}_teacher{t}_features",
@@ -246,7 +245,7 @@ class Distiller(keras.Model):
                 "with `alpha`. Received: loss_weights="
                 f"{kwargs['loss_weights']!r}"
             )
-        hard = _hard_loss(loss)
+        hard = _loss.hard_loss(loss)
         super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
         self._hard_loss = hard
         if loss is not None and hasattr(self, "_compile_config"):
@@ -272,7 +271,7 @@ class Distiller(keras.Model):
         if student_output is not None and hasattr(student_output, "shape"):
             for index, output in enumerate(outputs[1:]):
                 if output is not None and hasattr(output, "shape"):
-                    _check_output_shape(
+                    _teachers.check_output_shape(
                         index, self.teachers[index], output.shape, student_output.shape
                     )
 
@@ -308,7 +307,7 @@ class Distiller(keras.Model):
 
         teacher_logits, teacher_features = self._run_teachers(x)
         for index, logits in enumerate(teacher_logits):
-            _check_output_shape(
+            _teachers.check_output_shape(
                 index, self.teachers[index], logits.shape, y_pred.shape
             )
 
@@ -320,7 +319,7 @@ class Distiller(keras.Model):
         kl = ops.sum(
             target * (ops.log(ops.maximum(target, _TINY)) - log_q), axis=-1
         )
-        soft = temperature**2 * _weighted_mean(kl, sample_weight)
+        soft = temperature**2 * _loss.weighted_mean(kl, sample_weight)
 
         if self.alpha > 0:
             if y is None:
@@ -392,262 +391,3 @@ class Distiller(keras.Model):
         if config.get("hints"):
             config["hints"] = [deserialize(h) for h in config["hints"]]
         return cls(**config)
-
-
-def _weighted_mean(values, sample_weight):
-    if sample_weight is None:
-        return ops.mean(values)
-    weight = ops.cast(sample_weight, values.dtype)
-    while len(weight.shape) < len(values.shape):
-        weight = ops.expand_dims(weight, -1)
-    while len(weight.shape) > len(values.shape) and weight.shape[-1] == 1:
-        weight = ops.squeeze(weight, -1)
-    return ops.mean(values * weight)
-
-
-def _check_models(student, teachers):
-    if not isinstance(student, keras.Model):
-        raise TypeError(
-            "Expected `student` to be a keras.Model. Received: "
-            f"student of type {type(student).__name__}"
-        )
-    if isinstance(teachers, keras.Model):
-        teachers = [teachers]
-    if not isinstance(teachers, (list, tuple)):
-        raise TypeError(
-            "Expected `teachers` to be a keras.Model or a list of them. "
-            f"Received: teachers of type {type(teachers).__name__}"
-        )
-    if not teachers:
-        raise ValueError(
-            "Expected at least one teacher. Received: teachers=[]"
-        )
-    for index, teacher in enumerate(teachers):
-        if not isinstance(teacher, keras.Model):
-            raise TypeError(
-                f"Expected every teacher to be a keras.Model. Received: "
-                f"teachers[{index}] of type {type(teacher).__name__}"
-            )
-        if teacher is student:
-            raise ValueError(
-                "Expected teachers distinct from the student. Received: "
-                f"teachers[{index}] is the student {student.name!r}"
-            )
-    return list(teachers)
-
-
-def _check_temperature(temperature):
-    if (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, numbers.Real)
-        or not math.isfinite(temperature)
-        or temperature <= 0
-    ):
-        raise ValueError(
-            "Expected `temperature` to be a finite number > 0. "
-            f"Received: temperature={temperature!r}"
-        )
-    return float(temperature)
-
-
-def _check_alpha(alpha):
-    if (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, numbers.Real)
-        or not 0 <= alpha <= 1
-    ):
-        raise ValueError(
-            f"Expected `alpha` to be a number in [0, 1]. Received: alpha={alpha!r}"
-        )
-    return float(alpha)
-
-
-def _normalize_hints(hints):
-    if hints is None:
-        return []
-    if isinstance(hints, Hint):
-        return [hints]
-    if not isinstance(hints, (list, tuple)):
-        raise TypeError(
-            "Expected `hints` to be None, a Hint or a list of Hints. "
-            f"Received: hints of type {type(hints).__name__}"
-        )
-    result = []
-    for item in hints:
-        if isinstance(item, Hint):
-            result.append(item)
-        elif isinstance(item, (list, tuple)) and 2 <= len(item) <= 4:
-            result.append(Hint(*item))
-        else:
-            raise TypeError(
-                "Expected each hint to be a Hint or a tuple (student_layer, "
-                f"teacher_layer[, weight[, teacher]]). Received: {item!r}"
-            )
-    return result
-
-
-def _model_inputs(model):
-    """The model's symbolic inputs, in the structure its callers pass."""
-    return model.inputs[0] if len(model.inputs) == 1 else model.inputs
-
-
-def _has_graph(model):
-    try:
-        return bool(model.inputs) and bool(model.outputs)
-    except (AttributeError, ValueError):
-        return False
-
-
-def _single_output(model, role):
-    """The model's symbolic output tensor, or None for a subclassed model."""
-    if not _has_graph(model):
-        return None
-    if len(model.outputs) != 1:
-        raise ValueError(
-            f"Expected {role} to have a single output (logits). Received: "
-            f"{len(model.outputs)} outputs"
-        )
-    return model.outputs[0]
-
-
-def _ends_in_softmax(model):
-    history = getattr(model.outputs[0], "_keras_history", None)
-    layer = getattr(history, "operation", None)
-    if isinstance(layer, keras.layers.Softmax):
-        return True
-    return getattr(layer, "activation", None) is keras.activations.softmax
-
-
-def _check_output_shape(index, teacher, teacher_shape, student_shape):
-    t, s = tuple(teacher_shape)[1:], tuple(student_shape)[1:]
-    same = len(t) == len(s) and all(
-        a is None or b is None or a == b for a, b in zip(t, s)
-    )
-    if not same:
-        raise ValueError(
-            f"Expected teacher {index} ({teacher.name!r}) to output the "
-            f"student's shape {tuple(student_shape)}. Received: teacher output "
-            f"shape {tuple(teacher_shape)}"
-        )
-
-
-def _layer_output(model, name, role, arg):
-    names = [layer.name for layer in model.layers]
-    if name not in names:
-        raise ValueError(
-            f"Expected `{arg}` to name a layer of {role} {model.name!r}. "
-            f"Received: {arg}={name!r}. Layers: {names}"
-        )
-    layer = model.get_layer(name)
-    try:
-        output = layer.output
-    except (AttributeError, ValueError) as error:
-        raise ValueError(
-            f"Expected `{arg}` to name a layer with one output tensor in "
-            f"{role} {model.name!r}. Received: {arg}={name!r} ({error})"
-        ) from None
-    if not hasattr(output, "shape"):
-        raise ValueError(
-            f"Expected `{arg}` to name a layer with one output tensor in "
-            f"{role} {model.name!r}. Received: {arg}={name!r} returns "
-            f"a {type(output).__name__}"
-        )
-    return output
-
-
-def _plan_hints(student, teachers, hints):
-    """Checks every hint and finds its tensors, before anything is built."""
-    if not hints:
-        return []
-    how = (
-        "hints need the outputs of intermediate layers: build it with "
-        "keras.Input (Functional or Sequential), or use hints=None for "
-        "logits distillation"
-    )
-    if not _has_graph(student):
-        raise ValueError(
-            "Expected a Functional or Sequential student for hints. Received: "
-            f"student {student.name!r} ({type(student).__name__}) has no "
-            f"symbolic inputs/outputs; {how}"
-        )
-    plan = []
-    for h, hint in enumerate(hints):
-        if hint.teacher >= len(teachers):
-            raise ValueError(
-                f"Expected hint {h} `teacher` to index the {len(teachers)} "
-                f"teacher(s). Received: teacher={hint.teacher}"
-            )
-        teacher = teachers[hint.teacher]
-        if not _has_graph(teacher):
-            raise ValueError(
-                f"Expected a Functional or Sequential teacher for hint {h}. "
-                f"Received: teacher {hint.teacher} ({teacher.name!r}, "
-                f"{type(teacher).__name__}) has no symbolic inputs/outputs; {how}"
-            )
-        s = _layer_output(student, hint.student_layer, "the student", "student_layer")
-        t = _layer_output(
-            teacher, hint.teacher_layer, f"teacher {hint.teacher}", "teacher_layer"
-        )
-        s_shape, t_shape = tuple(s.shape), tuple(t.shape)
-        same = len(s_shape) == len(t_shape) and all(
-            a is None or b is None or a == b
-            for a, b in zip(s_shape[1:-1], t_shape[1:-1])
-        )
-        if not same or len(s_shape) < 2:
-            raise ValueError(
-                f"Expected hint {h} layers to have the same rank and the same "
-                "sizes on every axis but the batch and the last (channels) one. "
-                f"Received: student layer {hint.student_layer!r} output "
-                f"{s_shape}, teacher layer {hint.teacher_layer!r} output "
-                f"{t_shape}"
-            )
-        if s_shape[-1] is None or t_shape[-1] is None:
-            raise ValueError(
-                f"Expected hint {h} layers to have a known channel count. "
-                f"Received: student {s_shape}, teacher {t_shape}"
-            )
-        plan.append({
-            "student_tensor": s,
-            "teacher_tensor": t,
-            "teacher": hint.teacher,
-            "teacher_channels": int(t_shape[-1]),
-            "weight": hint.weight,
-        })
-    return plan
-
-
-class _FunctionLoss(keras.losses.Loss):
-    """A loss function as a `Loss`: sample weights and the batch mean."""
-
-    def __init__(self, fn):
-        super().__init__(name=getattr(fn, "__name__", "loss"))
-        self.fn = fn
-
-    def call(self, y_true, y_pred):
-        return self.fn(y_true, y_pred)
-
-
-def _hard_loss(loss):
-    if loss is None:
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    if isinstance(loss, str) and "crossentropy" in loss:
-        raise ValueError(
-            "Expected a loss on logits (the student outputs logits), e.g. "
-            "keras.losses.SparseCategoricalCrossentropy(from_logits=True) or "
-            f"None. Received: loss={loss!r} (expects probabilities)"
-        )
-    resolved = keras.losses.get(loss)
-    if resolved is None or not callable(resolved):
-        raise ValueError(
-            f"Expected `loss` to be None, a loss object or a function. "
-            f"Received: loss={loss!r}"
-        )
-    if not isinstance(resolved, keras.losses.Loss):
-        resolved = _FunctionLoss(resolved)
-    config = resolved.get_config()
-    if isinstance(config, dict) and config.get("from_logits") is False:
-        raise ValueError(
-            "Expected a loss on logits (the student outputs logits): set "
-            f"from_logits=True. Received: loss={loss!r}"
-        )
-    return resolved
