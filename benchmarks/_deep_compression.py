@@ -39,6 +39,8 @@ import time
 
 import numpy as np
 
+from _harness import median  # noqa: E402  (benchmarks/ is on sys.path)
+
 CLUSTERS = 16
 BATCH = 32
 NETS = ("mlp", "cnn")
@@ -316,10 +318,6 @@ def train_float(net, task, data, cfg, seed):
     }
 
 
-def _median(values):
-    return float(np.median(values))
-
-
 def _summarize(records, path):
     """Median over seeds of `record[path[0]][path[1]]...`."""
     def get(r):
@@ -327,7 +325,7 @@ def _summarize(records, path):
             r = r[key]
         return r
 
-    return _median([get(r) for r in records])
+    return median([get(r) for r in records])
 
 
 def run(tasks, seeds, quick, log):
@@ -463,7 +461,7 @@ def _targets(results):
 
 
 def _table(header, rows):
-    from _sections import markdown_table
+    from _harness import markdown_table
 
     return markdown_table(header, rows)
 
@@ -564,7 +562,7 @@ def run_binary(tasks, seeds, quick, log):
                     f"{report['flash_bytes']:,} B (int8 "
                     f"{record[f'{tag}_micro_flash_bytes_uncompressed']:,} B)")
             runs.append(record)
-        medians = {k: _median([r[k] for r in runs]) for k in runs[0] if k != "seed"}
+        medians = {k: median([r[k] for r in runs]) for k in runs[0] if k != "seed"}
         ratio = medians["float32_bytes"] / medians["no_bias_micro_flash_bytes"]
         results[task] = {"runs": runs, "medians": medians, "ratio": ratio,
                          "target": f"float32 .tflite / binary TFLM flash >= "

@@ -22,7 +22,7 @@ go to `benchmarks/results/deep_compression.json`.
 import types
 
 import _deep_compression
-from _sections import main
+from _harness import main
 
 SECTIONS = {
     "pipeline": _deep_compression,

@@ -19,7 +19,7 @@ Results go to `benchmarks/results/distillation.json`.
 
 import _architecture
 import _distillation
-from _sections import main
+from _harness import main
 
 SECTIONS = {"distillation": _distillation, "architecture": _architecture}
 

@@ -19,7 +19,7 @@ Results go to `benchmarks/results/dynamic.json`.
 
 import _early_exit
 import _slimmable
-from _sections import main
+from _harness import main
 
 SECTIONS = {"early_exit": _early_exit, "slimmable": _slimmable}
 

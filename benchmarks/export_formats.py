@@ -24,7 +24,6 @@ Usage:
 """
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -37,7 +36,7 @@ import numpy as np  # noqa: E402
 
 from keras_compress.demo import EPOCHS as DEMO_EPOCHS  # noqa: E402
 
-from _machine import machine_info  # noqa: E402  (benchmarks/ is on sys.path)
+from _harness import machine_info, write_results  # noqa: E402  (benchmarks/ is on sys.path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUTPUT = os.path.join(HERE, "results", "export_formats.json")
@@ -318,7 +317,6 @@ def main(argv=None):
     def log(text):
         print(text, flush=True)
 
-    from keras_compress import _io
     from keras_compress.demo import train_cnn
 
     log(f"[1/4] Training the demo CNN on 16x16 digits ({args.epochs} epochs)")
@@ -407,7 +405,7 @@ def main(argv=None):
             },
         },
     }
-    _io.write_atomic(args.output, json.dumps(result, indent=2) + "\n")
+    write_results(args.output, result)
     log(f"\nWrote {args.output} ({elapsed:.0f} s)")
     return result
 

@@ -45,7 +45,6 @@ Usage:
 import argparse
 import gc
 import gzip
-import json
 import math
 import os
 import shlex
@@ -57,7 +56,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from _machine import machine_info  # noqa: E402  (benchmarks/ is on sys.path)
+from _harness import machine_info, markdown_table, median, write_results  # noqa: E402  (benchmarks/ is on sys.path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUTPUT = os.path.join(HERE, "results", "pruning_vs_tfmot.json")
@@ -456,17 +455,13 @@ def run_task(task, args, log):
     }
 
 
-def _median(values):
-    return float(np.median(values))
-
-
 def summarize_arm(records):
     """Medians over repeats, and the per-repeat values."""
     summary = {}
     for key in ("accuracy", "train_s", "sparsity", "tflite_bytes", "gzip_bytes",
                 "constant_bytes"):
         values = [r[key] for r in records]
-        summary[key] = _median(values)
+        summary[key] = median(values)
         summary[f"{key}_per_repeat"] = values
     if "max_layer_zeros_off_target" in records[0]:
         summary["max_layer_zeros_off_target"] = max(
@@ -550,22 +545,6 @@ def evaluate_targets(tasks):
 # Printing
 
 
-def markdown_table(header, rows, left=1):
-    """Rows of strings as an aligned markdown table; the first `left`
-    columns are left-aligned, the others right-aligned."""
-    widths = [max(len(str(line[i])) for line in [header] + rows) for i in range(len(header))]
-
-    def fmt(line):
-        cells = [str(c).ljust(w) if i < left else str(c).rjust(w)
-                 for i, (c, w) in enumerate(zip(line, widths))]
-        return "| " + " | ".join(cells) + " |"
-
-    rule = "|" + "|".join(
-        "-" * (w + 2) if i < left else "-" * (w + 1) + ":" for i, w in enumerate(widths)
-    ) + "|"
-    return "\n".join([fmt(header), rule] + [fmt(line) for line in rows])
-
-
 def results_table(task):
     dense = task["dense"]
     header = ["arm", "target", "zeros", "accuracy", "acc per seed", "train s",
@@ -643,7 +622,6 @@ def main(argv=None):
     check_peer()
     import tensorflow as tf
 
-    from keras_compress import _io
 
     # `to_tflite` verifies each export with `model.predict`, a new function
     # per model, which makes TensorFlow warn about retracing on every run.
@@ -705,7 +683,7 @@ def main(argv=None):
         "tasks": tasks,
         "targets": targets,
     }
-    _io.write_atomic(args.output, (json.dumps(result, indent=2) + "\n").encode())
+    write_results(args.output, result)
     log(f"\nWrote {args.output} ({elapsed:.0f} s)")
     return result
 

@@ -59,7 +59,6 @@ Usage:
 """
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -70,7 +69,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from _machine import machine_info  # noqa: E402  (benchmarks/ is on sys.path)
+from _harness import machine_info, median, write_results  # noqa: E402  (benchmarks/ is on sys.path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUTPUT = os.path.join(HERE, "results", "quantization.json")
@@ -451,10 +450,6 @@ def run_int8_seed(name, settings, seed, data, log):
     }
 
 
-def median(values):
-    return float(np.median(values))
-
-
 def _entry(values):
     return {"median": median(values), "per_seed": values}
 
@@ -586,7 +581,6 @@ def main(argv=None):
 
     import logging
 
-    from keras_compress import _io
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     task_results = {}
@@ -691,7 +685,7 @@ def main(argv=None):
         "elapsed_s": round(elapsed, 1),
         "tasks": task_results,
     }
-    _io.write_atomic(args.output, json.dumps(result, indent=2) + "\n")
+    write_results(args.output, result)
     log(f"\nWrote {args.output} ({elapsed:.0f} s)")
     return result
 

@@ -55,7 +55,6 @@ Usage:
 """
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -66,7 +65,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from _machine import machine_info  # noqa: E402  (benchmarks/ is on sys.path)
+from _harness import machine_info, median, write_results  # noqa: E402  (benchmarks/ is on sys.path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUTPUT = os.path.join(HERE, "results", "slimming.json")
@@ -440,10 +439,6 @@ def run_seed(name, settings, seed, data, sweep_ratios, log):
     return result
 
 
-def median(values):
-    return float(np.median(values))
-
-
 def aggregate(seeds):
     keys = ("channels_removed", "params_reduction", "macs_reduction")
     summary = {k: median([s[k] for s in seeds]) for k in keys}
@@ -533,7 +528,6 @@ def main(argv=None):
 
     import logging
 
-    from keras_compress import _io
 
     # Every model is new, so its first fit traces; silence TF's retracing notes.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
@@ -593,7 +587,7 @@ def main(argv=None):
         "elapsed_s": round(elapsed, 1),
         "tasks": task_results,
     }
-    _io.write_atomic(args.output, json.dumps(result, indent=2) + "\n")
+    write_results(args.output, result)
     log(f"\nWrote {args.output} ({elapsed:.0f} s)")
     return result
 

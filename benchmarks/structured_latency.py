@@ -43,7 +43,6 @@ Usage:
 """
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -54,7 +53,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from _machine import machine_info  # noqa: E402  (benchmarks/ is on sys.path)
+from _harness import machine_info, write_results  # noqa: E402  (benchmarks/ is on sys.path)
 from export_formats import randomize_batchnorm  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -456,7 +455,6 @@ def main(argv=None):
     def log(text):
         print(text, flush=True)
 
-    from keras_compress import _io
 
     variants = variants_of(args)
     results = {}
@@ -540,7 +538,7 @@ def main(argv=None):
         "elapsed_s": round(elapsed, 1),
         "models": results,
     }
-    _io.write_atomic(args.output, json.dumps(result, indent=2) + "\n")
+    write_results(args.output, result)
     log(f"\nWrote {args.output} ({elapsed:.0f} s)")
     return result
 

@@ -1,4 +1,10 @@
-"""The driver shared by benchmarks made of sections.
+"""The benchmark harness: what every script in benchmarks/ shares.
+
+- `machine_info`: platform, CPU, load and package versions for the JSON;
+- `median`, `markdown_table`: the figures and the tables every report quotes;
+- `write_results(path, report)`: the results JSON, written atomically;
+- `main(benchmark, sections, description)`: the driver of benchmarks made
+  of sections (seeds, `--quick`, `--tasks`, `--sections`, `--output`).
 
 A section is a module with `run(tasks, seeds, quick, log) -> dict` (JSON-
 serializable, medians and per-seed values) and `tables(result) -> str`
@@ -8,8 +14,10 @@ this process, prints their tables and writes one JSON file atomically.
 """
 
 import argparse
+import importlib.metadata as metadata
 import json
 import os
+import platform
 import shlex
 import sys
 import tempfile
@@ -18,9 +26,62 @@ from datetime import datetime, timezone
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from _machine import machine_info  # noqa: E402
-
 ALL_TASKS = ("mnist1d", "digits")
+
+
+def _version(dist):
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def machine_info(*dists):
+    """Platform, CPU, load and package versions (numpy, tensorflow, keras and
+    the distributions named in `dists`, keyed with `-` written `_`)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    info = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": usable,
+        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+    }
+    for dist in ("numpy", "tensorflow", "keras") + dists:
+        info[dist.replace("-", "_")] = _version(dist)
+    return info
+
+
+def median(values):
+    """The median of `values` as a float (what every report quotes)."""
+    ordered = sorted(float(v) for v in values)
+    if not ordered:
+        raise ValueError("Expected at least one value. Received: values=[]")
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def write_results(path, report):
+    """Writes `report` as indented JSON to `path`, atomically."""
+    from keras_compress import _io
+
+    _io.write_atomic(path, json.dumps(report, indent=2) + "\n")
 
 
 def main(benchmark, sections, description, argv=None):
@@ -57,8 +118,6 @@ def main(benchmark, sections, description, argv=None):
 
     import logging
 
-    from keras_compress import _io
-
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
     def log(text=""):
@@ -92,7 +151,7 @@ def main(benchmark, sections, description, argv=None):
         "section_seconds": seconds,
         "sections": results,
     }
-    _io.write_atomic(args.output, json.dumps(report, indent=2) + "\n")
+    write_results(args.output, report)
     log(f"\nWrote {args.output} ({elapsed:.0f} s)")
     return report
 
