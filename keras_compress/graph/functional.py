@@ -2,7 +2,7 @@
 
 Every transform that reads or rewrites a model's graph (quantization,
 batch-norm folding, factorization, channel surgery, early exits, slimmable
-export) finds it here: `graph_of` (the graph or None), `check_graph_model`
+export) finds it here: `graph_of` (the graph or None), `has_graph`, `check_graph_model`
 (the one error for models without a graph), `nodes` (the layer calls in
 order), `producer`, `consumers`, `layer_nodes` and `graph_layers`.
 """
