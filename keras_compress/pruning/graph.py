@@ -6,7 +6,6 @@ import keras
 import numpy as np
 
 from keras_compress import graph
-from keras_compress.graph import nodes
 
 _L = keras.layers
 
@@ -158,12 +157,12 @@ class DependencyGraph:
         functional = graph.graph_of(model)
         labels = {id(x): l for x, l in zip(functional.inputs, input_labels)}
         self.tensor_labels.update(labels)
-        for node in nodes(functional):
+        for node in graph.nodes(functional):
             ins = [labels[id(x)] for x in node.input_tensors]
             layer = node.operation
             in_ids = [id(x) for x in node.input_tensors]
             out_ids = [id(x) for x in node.outputs]
-            nested = graph.graph_of(layer) if isinstance(layer, keras.Model) else None
+            nested = graph.graph_of(layer)  # None unless a nested graph model
             if nested is not None:
                 self.calls.append((None, in_ids, [id(x) for x in nested.inputs]))
             outs = self._visit(layer, ins, node)
@@ -202,7 +201,7 @@ class DependencyGraph:
         return outs
 
     def _visit(self, layer, ins, node):
-        if graph.graph_of(layer) is not None and isinstance(layer, keras.Model):
+        if graph.graph_of(layer) is not None:
             outs = self._walk(layer, ins)
             self._record(layer, ins, None)
             return outs
