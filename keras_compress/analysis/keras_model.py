@@ -40,45 +40,19 @@ still reported for every layer and MACs are `None` for the layers whose MACs
 depend on shapes.
 """
 
-import math
-
 import keras
 import numpy as np
 
 from keras_compress import graph
+from keras_compress.analysis._layer_macs import KNOWN
+from keras_compress.analysis._layer_macs import call_macs
+from keras_compress.analysis._layer_shapes import symbolic_records
+from keras_compress.analysis._layer_shapes import trace_eager
 from keras_compress.analysis.summary import LayerStats
 from keras_compress.analysis.summary import Summary
 from keras_compress.analysis.summary import make_total
 
 _L = keras.layers
-
-# Layer types with a MAC formula; every other layer costs 0 MACs.
-_CONV = (_L.Conv1D, _L.Conv2D, _L.Conv3D)
-_DEPTHWISE = (_L.DepthwiseConv1D, _L.DepthwiseConv2D)
-_SEPARABLE = (_L.SeparableConv1D, _L.SeparableConv2D)
-_TRANSPOSE = (_L.Conv1DTranspose, _L.Conv2DTranspose, _L.Conv3DTranspose)
-_NORM = (_L.BatchNormalization, _L.LayerNormalization)
-_POOL = (
-    _L.MaxPooling1D,
-    _L.MaxPooling2D,
-    _L.MaxPooling3D,
-    _L.AveragePooling1D,
-    _L.AveragePooling2D,
-    _L.AveragePooling3D,
-)
-_GLOBAL_POOL = (
-    _L.GlobalAveragePooling1D,
-    _L.GlobalAveragePooling2D,
-    _L.GlobalAveragePooling3D,
-    _L.GlobalMaxPooling1D,
-    _L.GlobalMaxPooling2D,
-    _L.GlobalMaxPooling3D,
-)
-_KNOWN = (
-    (_L.Dense, _L.EinsumDense)
-    + _CONV + _DEPTHWISE + _SEPARABLE + _TRANSPOSE + _NORM + _POOL
-    + _GLOBAL_POOL
-)
 
 
 def summarize_keras(model):
@@ -103,7 +77,7 @@ def summarize_keras(model):
         )
     records = None
     if _needs_trace(model):
-        records = _trace_eager(model)
+        records = trace_eager(model)
     walker = _Walker(records)
     walker.walk_container(model, "", 1)
     rows = walker.rows
@@ -132,7 +106,7 @@ def _is_container(layer):
     """True for layers whose sublayers become rows of their own."""
     if isinstance(layer, keras.Model):
         return True
-    if isinstance(layer, _KNOWN):
+    if isinstance(layer, KNOWN):
         return False
     if type(layer).__module__.startswith("keras."):
         return False  # Built-in wrappers (RNN, Bidirectional, ...) are leaves.
@@ -146,234 +120,6 @@ def _needs_trace(layer):
     if not graph.has_graph(layer):
         return True
     return any(_needs_trace(c) for c in _children(layer))
-
-
-# --------------------------------------------------------------------------
-# Shapes.
-
-
-def _shape(x):
-    shape = getattr(x, "shape", None)
-    if shape is None:
-        return None
-    try:
-        return tuple(None if d is None else int(d) for d in shape)
-    except TypeError:
-        return None
-
-
-def _shapes(structure):
-    out = []
-    for x in keras.tree.flatten(structure):
-        s = _shape(x)
-        if s is not None:
-            out.append(s)
-    return out
-
-
-def _symbolic_records(layer):
-    """Returns `{id(op): [(input_shapes, output_shapes), ...]}` of a graph."""
-    records = {}
-    for node in graph.nodes(graph.graph_of(layer)):
-        args = node.arguments.args
-        first = args[0] if args else node.arguments.keras_tensors
-        records.setdefault(id(node.operation), []).append(
-            (_shapes(first), _shapes(node.outputs))
-        )
-    return records
-
-
-def _trace_input(model):
-    """Zeros of batch size 1 matching the model's input, or `None`."""
-
-    def zeros(shape, dtype="float32"):
-        if shape is None or len(shape) == 0:
-            return None
-        dims = (1,) + tuple(shape[1:])
-        if any(d is None for d in dims):
-            return None
-        return keras.ops.zeros(dims, dtype=dtype)
-
-    if graph.has_graph(model):
-        inputs = graph.graph_of(model).inputs
-        made = [zeros(_shape(x), getattr(x, "dtype", "float32"))
-                for x in inputs]
-        if any(m is None for m in made):
-            return None
-        return made[0] if len(made) == 1 else made
-    shapes = getattr(model, "_build_shapes_dict", None)
-    if not shapes or len(shapes) != 1:
-        return None
-    shape = next(iter(shapes.values()))
-    if isinstance(shape, dict):
-        return None
-    if isinstance(shape, (list, tuple)) and shape and all(
-        isinstance(s, (list, tuple)) for s in shape
-    ):
-        made = [zeros(tuple(s)) for s in shape]
-        return None if any(m is None for m in made) else made
-    return zeros(tuple(shape))
-
-
-def _all_layers(model):
-    return model._flatten_layers(include_self=False, recursive=True)
-
-
-def _trace_eager(model):
-    """Runs `model` once on zeros, recording what every layer sees.
-
-    Returns:
-        `{id(layer): [(input_shapes, output_shapes), ...]}`, or `None` when the
-        input shape is unknown or the run fails.
-    """
-    inputs = _trace_input(model)
-    if inputs is None:
-        return None
-    records = {}
-    active = set()
-    patched = []
-
-    def wrap(layer, fn):
-        def recorded(*args, **kwargs):
-            key = id(layer)
-            if key in active:  # quantized_call -> call of the same layer.
-                return fn(*args, **kwargs)
-            active.add(key)
-            try:
-                outputs = fn(*args, **kwargs)
-            finally:
-                active.discard(key)
-            if args:
-                first = args[0]
-            else:
-                first = next(iter(kwargs.values()), None)
-            in_shapes = [_batch_none(s) for s in _shapes(first)]
-            out_shapes = [_batch_none(s) for s in _shapes(outputs)]
-            records.setdefault(key, []).append((in_shapes, out_shapes))
-            return outputs
-
-        return recorded
-
-    for layer in _all_layers(model):
-        for attr in ("call", "quantized_call"):
-            if attr in layer.__dict__:
-                continue  # Never shadow an attribute set by the user.
-            fn = getattr(layer, attr, None)
-            if fn is None:
-                continue
-            object.__setattr__(layer, attr, wrap(layer, fn))
-            patched.append((layer, attr))
-    try:
-        model(inputs, training=False)
-    except Exception:  # A model we cannot run still gets its params.
-        return None
-    finally:
-        for layer, attr in patched:
-            object.__delattr__(layer, attr)
-    return records
-
-
-def _batch_none(shape):
-    return (None,) + tuple(shape[1:]) if shape else shape
-
-
-# --------------------------------------------------------------------------
-# MACs of one call.
-
-
-def _prod(dims):
-    dims = list(dims)
-    if any(d is None for d in dims):
-        return None
-    return math.prod(int(d) for d in dims)
-
-
-def _spatial_and_channels(layer, shape):
-    """Returns `(spatial dims, channels)` of a conv-like feature map."""
-    if getattr(layer, "data_format", "channels_last") == "channels_first":
-        return shape[2:], shape[1]
-    return shape[1:-1], shape[-1]
-
-
-def _mul(*factors):
-    if any(f is None for f in factors):
-        return None
-    return math.prod(int(f) for f in factors)
-
-
-def _call_macs(layer, in_shapes, out_shapes):
-    """MACs of one call of a known layer, or `None` if shapes are unknown."""
-    if not in_shapes or not out_shapes:
-        return None
-    x, y = in_shapes[0], out_shapes[0]
-    if isinstance(layer, _SEPARABLE):
-        _, cin = _spatial_and_channels(layer, x)
-        out_spatial, _ = _spatial_and_channels(layer, y)
-        dm = layer.depth_multiplier
-        depthwise = _mul(_prod(out_spatial), _prod(layer.kernel_size), cin, dm)
-        pointwise = _mul(_prod(out_spatial), cin, dm, layer.filters)
-        if depthwise is None or pointwise is None:
-            return None
-        return depthwise + pointwise
-    if isinstance(layer, _DEPTHWISE):
-        _, cin = _spatial_and_channels(layer, x)
-        out_spatial, _ = _spatial_and_channels(layer, y)
-        return _mul(_prod(out_spatial), _prod(layer.kernel_size), cin,
-                    layer.depth_multiplier)
-    if isinstance(layer, _TRANSPOSE):
-        spatial, cin = _spatial_and_channels(layer, x)
-        return _mul(_prod(spatial), _prod(layer.kernel_size), cin,
-                    layer.filters)
-    if isinstance(layer, _CONV):
-        _, cin = _spatial_and_channels(layer, x)
-        out_spatial, _ = _spatial_and_channels(layer, y)
-        if cin is None:
-            return None
-        return _mul(_prod(out_spatial), _prod(layer.kernel_size),
-                    cin // layer.groups, layer.filters)
-    if isinstance(layer, _L.Dense):
-        return _mul(_prod(x[1:]), layer.units)
-    if isinstance(layer, _L.EinsumDense):
-        return _einsum_macs(layer, x)
-    if isinstance(layer, _NORM):
-        return _prod(y[1:])
-    if isinstance(layer, _POOL):
-        return _mul(_prod(y[1:]), _prod(layer.pool_size))
-    if isinstance(layer, _GLOBAL_POOL):
-        return _prod(x[1:])
-    return 0
-
-
-def _einsum_macs(layer, x):
-    equation = layer.equation.replace(" ", "")
-    lhs, out = equation.split("->")
-    in_spec, kernel_spec = lhs.split(",")
-    dims = (1,) + tuple(x[1:])  # Batch size 1.
-    if any(d is None for d in dims):
-        return None
-    sizes = {}
-    extra = 1
-    if "..." in in_spec:
-        head, tail = in_spec.split("...")
-        n_ellipsis = len(dims) - len(head) - len(tail)
-        extra = _prod(dims[len(head): len(head) + n_ellipsis]) or 1
-        pairs = list(zip(head, dims[: len(head)]))
-        pairs += list(zip(tail, dims[len(dims) - len(tail):]))
-    else:
-        pairs = list(zip(in_spec, dims))
-    kernel_shape = tuple(layer.kernel.shape)
-    if len(kernel_shape) == len(kernel_spec):
-        pairs += list(zip(kernel_spec, kernel_shape))
-    for letter, size in pairs:
-        sizes.setdefault(letter, int(size))
-    full = getattr(layer, "full_output_shape", None)
-    if full is not None:
-        out_letters = out.replace("...", "")
-        tail = list(full[len(full) - len(out_letters):])
-        for letter, size in zip(out_letters, tail):
-            if size is not None:
-                sizes.setdefault(letter, int(size))
-    return extra * math.prod(sizes.values())
 
 
 # --------------------------------------------------------------------------
@@ -407,7 +153,7 @@ class _Walker:
         if self.eager is not None:
             records = self.eager
         elif graph.has_graph(layer):
-            records = _symbolic_records(layer)
+            records = symbolic_records(layer)
         else:
             records = {}
         children = _children(layer)
@@ -433,14 +179,14 @@ class _Walker:
     def add_leaf(self, layer, name, calls, multiplier):
         params, nonzeros = self._take_weights(layer.weights)
         output_shape = _first_output_shape(calls)
-        if not isinstance(layer, _KNOWN):
+        if not isinstance(layer, KNOWN):
             macs = 0
         elif not calls:
             macs = None
         else:
             macs = 0
             for in_shapes, out_shapes in calls:
-                m = _call_macs(layer, in_shapes, out_shapes)
+                m = call_macs(layer, in_shapes, out_shapes)
                 if m is None:
                     macs = None
                     break
