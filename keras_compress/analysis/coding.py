@@ -29,74 +29,16 @@ Conventions:
 """
 
 import dataclasses
-import heapq
 
 import numpy as np
 
+from keras_compress.analysis._bits import pack_bits
+from keras_compress.analysis._bits import read_fields
+from keras_compress.analysis._bits import unpack_bits
+from keras_compress.analysis._code_lengths import code_lengths
+
 LENGTH_FIELD_BITS = 5
 MAX_CODE_LENGTH = 16
-
-
-def pack_bits(values, widths):
-    """Writes unsigned integers with given bit widths into one bit stream.
-
-    Args:
-        values: Non-negative integers (array-like); `values[i]` must be
-            below `2 ** widths[i]`.
-        widths: Bit widths (array-like of ints in `[0, 64]`, or one int).
-
-    Returns:
-        `(data, nbits)`: the stream as `bytes` (most significant bit first,
-        last byte zero-padded) and its length in bits.
-    """
-    values = np.asarray(values, dtype=np.uint64).reshape(-1)
-    widths = np.broadcast_to(np.asarray(widths, dtype=np.int64), values.shape)
-    nbits = int(widths.sum())
-    if nbits == 0:
-        return b"", 0
-    top = int(widths.max())
-    shifts = np.arange(top - 1, -1, -1, dtype=np.uint64)
-    bits = ((values[:, None] >> shifts[None, :]) & np.uint64(1)).astype(np.uint8)
-    keep = np.arange(top)[None, :] >= (top - widths)[:, None]
-    return np.packbits(bits[keep]).tobytes(), nbits
-
-
-def unpack_bits(data, nbits):
-    """Returns the first `nbits` bits of `data` as a uint8 array of 0/1."""
-    bits = np.unpackbits(np.frombuffer(bytes(data), dtype=np.uint8))
-    if nbits > bits.size:
-        raise ValueError(
-            f"Expected a stream of at least {nbits} bits. "
-            f"Received: {bits.size} bits"
-        )
-    return bits[:nbits]
-
-
-def read_fields(bits, start, count, width):
-    """Reads `count` unsigned `width`-bit fields from `bits` at `start`.
-
-    Args:
-        bits: uint8 array of 0/1 (from `unpack_bits`).
-        start: Bit position of the first field.
-        count: Number of fields.
-        width: Bits per field.
-
-    Returns:
-        `(values, end)`: the fields as an int64 array and the position
-        after the last one.
-    """
-    end = start + count * width
-    if end > bits.size:
-        raise ValueError(
-            f"Expected {count} fields of {width} bits at bit {start}. "
-            f"Received: a stream of {bits.size} bits (truncated)"
-        )
-    if count == 0 or width == 0:
-        return np.zeros(count, dtype=np.int64), end
-    chunk = bits[start:end].reshape(count, width).astype(np.int64)
-    weights = np.left_shift(1, np.arange(width - 1, -1, -1, dtype=np.int64))
-    return chunk @ weights, end
-
 
 def entropy_bits(symbols):
     """The entropy bound of a symbol stream, in bits.
@@ -113,52 +55,6 @@ def entropy_bits(symbols):
     if total == 0:
         return 0.0
     return float(-(counts * np.log2(counts / total)).sum()) + 0.0  # No -0.0.
-
-
-def _huffman_lengths(counts):
-    """Unlimited Huffman code lengths for `counts` (all > 0), in order."""
-    n = len(counts)
-    if n == 1:
-        return [0]
-    heap = [(int(c), i) for i, c in enumerate(counts)]
-    heapq.heapify(heap)
-    parent = [0] * (2 * n - 1)
-    node = n
-    while len(heap) > 1:
-        ca, a = heapq.heappop(heap)
-        cb, b = heapq.heappop(heap)
-        parent[a] = parent[b] = node
-        heapq.heappush(heap, (ca + cb, node))
-        node += 1
-    depth = [0] * (2 * n - 1)
-    for i in range(2 * n - 3, -1, -1):  # Parents come after children.
-        depth[i] = depth[parent[i]] + 1
-    return depth[:n]
-
-
-def _limit_lengths(lengths, counts, max_length):
-    """Applies JPEG's Annex K.3 length limit; returns new lengths."""
-    longest = max(lengths)
-    if longest <= max_length:
-        return lengths
-    per_length = [0] * (longest + 1)
-    for n in lengths:
-        per_length[n] += 1
-    for i in range(longest, max_length, -1):
-        while per_length[i] > 0:
-            j = i - 2
-            while per_length[j] == 0:
-                j -= 1
-            per_length[i] -= 2  # Two sibling leaves leave depth i ...
-            per_length[i - 1] += 1  # ... one takes their parent's place,
-            per_length[j + 1] += 2  # the other splits a shallower leaf,
-            per_length[j] -= 1  # which moves one level down with it.
-    ranked = sorted(range(len(counts)), key=lambda s: (-counts[s], s))
-    flat = [n for n in range(len(per_length)) for _ in range(per_length[n])]
-    result = [0] * len(counts)
-    for s, n in zip(ranked, flat):
-        result[s] = n
-    return result
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,7 +112,7 @@ class HuffmanCode:
         counts = [int(c) for c in counts]
         if not counts:
             return cls((), ())
-        lengths = _limit_lengths(_huffman_lengths(counts), counts, max_length)
+        lengths = code_lengths(counts, max_length)
         return cls(tuple(int(v) for v in values), tuple(lengths))
 
     @property
