@@ -23,23 +23,18 @@ Usage:
     python benchmarks/export_formats.py --threads 2 --repeats 7 --runs 200
 """
 
-import argparse
 import os
-import shlex
-import sys
 import time
-from datetime import datetime, timezone
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-
 from keras_compress.demo import EPOCHS as DEMO_EPOCHS  # noqa: E402
 
-from _harness import machine_info, write_results  # noqa: E402  (benchmarks/ is on sys.path)
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_OUTPUT = os.path.join(HERE, "results", "export_formats.json")
+import _harness  # noqa: E402  (benchmarks/ is on sys.path)
+from _cnns import (  # noqa: E402
+    CALIBRATION_SAMPLES, MOBILENET_BLOCKS, build_mobilenet_style, build_mobilenet_v1,
+    export_all, random_images)
+from _harness import log, markdown_table  # noqa: E402
 
 FORMATS = (
     ("float32", None),
@@ -47,19 +42,17 @@ FORMATS = (
     ("dynamic", "dynamic"),
     ("int8", "int8"),
 )
-CALIBRATION_SAMPLES = 100
-
-# (output channels, stride) of each depthwise-separable block.
-MOBILENET_BLOCKS = (
-    (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (256, 1), (256, 2),
-)
+# --quick: the random-weight model at a smaller input (the same weights).
+QUICK_INPUT_SHAPE = (32, 32, 3)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Compare float32, float16, dynamic-range and int8 TFLite "
-        "exports side by side in LiteRT (XNNPACK).",
-    )
+    parser = _harness.arguments(
+        "export_formats",
+        "Compare float32, float16, dynamic-range and int8 TFLite exports side "
+        "by side in LiteRT (XNNPACK).",
+        quick="1 epoch, 1 repeat, 5 runs, 1 warmup, the MobileNet-style "
+        "CNN at 32x32x3 and no MobileNet v1")
     parser.add_argument("--threads", type=int, default=1,
                         help="LiteRT interpreter threads (default 1)")
     parser.add_argument("--repeats", type=int, default=5,
@@ -72,26 +65,11 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=DEMO_EPOCHS,
                         help=f"training epochs of the demo CNN (default {DEMO_EPOCHS}, "
                         "as in `keras-compress demo`)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke test: 1 epoch, 1 repeat, 5 runs, 1 warmup; "
-                        "writes to a temporary folder unless --output is given")
-    parser.add_argument("--output", default=None,
-                        help=f"JSON output path (default {os.path.relpath(DEFAULT_OUTPUT)})")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.epochs, args.repeats, args.runs, args.warmup = 1, 1, 5, 1
-    for name in ("threads", "repeats", "runs", "epochs"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be a positive int, got {getattr(args, name)}")
+    args = _harness.parse(
+        parser, argv, quick={"epochs": 1, "repeats": 1, "runs": 5, "warmup": 1},
+        positive=("threads", "repeats", "runs", "epochs"))
     if args.warmup < 0:
-        parser.error(f"--warmup must be >= 0, got {args.warmup}")
-    if args.output is None:
-        if args.quick:
-            import tempfile
-
-            args.output = os.path.join(tempfile.gettempdir(), "export_formats_quick.json")
-        else:
-            args.output = DEFAULT_OUTPUT
+        parser.error(f"Expected --warmup >= 0. Received: --warmup={args.warmup}")
     return args
 
 
@@ -105,79 +83,6 @@ RANDOM_MODEL_DESCRIPTIONS = {
                     "classes=10) at 96x96x3, random weights and BatchNorm "
                     "statistics; int8 calibrated on 100 uniform random images",
 }
-
-
-def build_mobilenet_style(input_shape=(96, 96, 3), num_classes=10, seed=0):
-    """A MobileNet-v1-style CNN with random weights."""
-    import keras
-    from keras import layers
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(input_shape, name="image")
-    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False)(inputs)
-    x = layers.BatchNormalization()(x)
-    x = layers.ReLU()(x)
-    for channels, stride in MOBILENET_BLOCKS:
-        x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.ReLU()(x)
-        x = layers.Conv2D(channels, 1, use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.ReLU()(x)
-    x = layers.GlobalAveragePooling2D()(x)
-    outputs = layers.Dense(num_classes)(x)
-    model = keras.Model(inputs, outputs, name="mobilenet_style")
-    return randomize_batchnorm(model, seed)
-
-
-def build_mobilenet_v1(input_shape=(96, 96, 3), num_classes=10, seed=0):
-    """Keras's own MobileNet v1 at full width (alpha 1.0), random weights."""
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    model = keras.applications.MobileNet(
-        input_shape=input_shape, alpha=1.0, weights=None, classes=num_classes
-    )
-    return randomize_batchnorm(model, seed)
-
-
-def randomize_batchnorm(model, seed):
-    """Gives BatchNorm layers trained-looking statistics.
-
-    Fresh BatchNorm layers are identities, which the converter folds into
-    all-zero biases that it then stores once for the whole model; that
-    would flatter the file sizes. With random statistics every layer keeps
-    its own bias, as in a trained model.
-    """
-    from keras import layers
-
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            n = layer.gamma.shape[0]
-            layer.gamma.assign(rng.uniform(0.5, 1.5, n).astype("float32"))
-            layer.beta.assign(rng.normal(0.0, 0.1, n).astype("float32"))
-            layer.moving_mean.assign(rng.normal(0.0, 0.1, n).astype("float32"))
-            layer.moving_variance.assign(rng.uniform(0.5, 1.5, n).astype("float32"))
-    return model
-
-
-def export_all(model, calibration, log):
-    """Exports `model` in every format; returns {label: bytes}."""
-    from keras_compress.export import to_tflite
-
-    artifacts = {}
-    for label, mode in FORMATS:
-        start = time.perf_counter()
-        artifacts[label] = to_tflite(
-            model, quantize=mode,
-            representative_data=calibration if mode == "int8" else None,
-            calibration_samples=CALIBRATION_SAMPLES,
-            batch_size=1,
-        )
-        log(f"  exported {label:<8} {len(artifacts[label]):>9,} bytes "
-            f"({time.perf_counter() - start:.1f} s)")
-    return artifacts
 
 
 def size_breakdown(data):
@@ -217,32 +122,11 @@ def measure(artifacts, args, test_data=None):
         label: LiteRTModel(data, num_threads=args.threads)
         for label, data in artifacts.items()
     }
-    labels = list(runners)
-    medians = {label: [] for label in labels}
-    p90s = {label: [] for label in labels}
-    for repeat in range(args.repeats):
-        # Interleave, and rotate the order so no format always runs first.
-        shift = repeat % len(labels)
-        for label in labels[shift:] + labels[:shift]:
-            stats = runners[label].benchmark(num_runs=args.runs, warmup=args.warmup)
-            medians[label].append(stats["median_ms"])
-            p90s[label].append(stats["p90_ms"])
-
+    timings = _harness.litert_latency(runners, args.repeats, args.runs, args.warmup)
     rows = []
-    for label in labels:
-        runner = runners[label]
-        delegation = runner.delegation()
-        row = {
-            "format": label,
-            "size_bytes": runner.size_bytes,
-            "median_ms": float(np.median(medians[label])),
-            "p90_ms": float(np.median(p90s[label])),
-            "median_ms_per_repeat": [float(v) for v in medians[label]],
-            "xnnpack_ops": delegation["xnnpack_ops"],
-            "total_ops": delegation["total_ops"],
-            "builtin_only": delegation["builtin_only"],
-            **size_breakdown(artifacts[label]),
-        }
+    for label, runner in runners.items():
+        row = {"format": label, "size_bytes": runner.size_bytes, **timings[label],
+               **size_breakdown(artifacts[label])}
         if test_data is not None:
             row["accuracy"] = float(runner.evaluate(*test_data))
         rows.append(row)
@@ -255,13 +139,13 @@ def measure(artifacts, args, test_data=None):
 
 
 def table(rows, keras_accuracy=None):
-    """Result rows as an aligned text table."""
+    """Result rows as a markdown table."""
     has_accuracy = "accuracy" in rows[0]
     header = ["format", "bytes", "smaller", "median ms", "faster", "p90 ms", "XNNPACK ops"]
     if has_accuracy:
         header.append("accuracy")
     header.append("not on XNNPACK")
-    lines = [header]
+    lines = []
     for r in rows:
         line = [
             r["format"], f"{r['size_bytes']:,}", f"{r['size_ratio_vs_float32']:.2f}x",
@@ -273,49 +157,27 @@ def table(rows, keras_accuracy=None):
         line.append(", ".join(r["builtin_only"]) or "-")
         lines.append(line)
     if keras_accuracy is not None:
-        line = ["Keras"] + ["-"] * (len(header) - 3) + [f"{100 * keras_accuracy:.2f}%", "-"]
-        lines.append(line)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = []
-    for k, line in enumerate(lines):
-        out.append("  ".join(
-            cell.ljust(w) if i in (0, len(header) - 1) else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(line, widths))
-        ).rstrip())
-        if k == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
+        lines.append(["Keras"] + ["-"] * (len(header) - 3)
+                     + [f"{100 * keras_accuracy:.2f}%", "-"])
+    return markdown_table(header, lines)
 
 
 def breakdown_table(rows):
-    """Where each file's bytes go, as an aligned text table."""
+    """Where each file's bytes go, as a markdown table."""
     header = ["format", "file bytes", "constants", "quant params", "other",
               "constants smaller"]
-    lines = [header] + [
+    return markdown_table(header, [
         [r["format"], f"{r['size_bytes']:,}", f"{r['constant_bytes']:,}",
          f"{r['quantization_param_bytes']:,}", f"{r['other_bytes']:,}",
          f"{r['constant_ratio_vs_float32']:.2f}x"]
         for r in rows
-    ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = []
-    for k, line in enumerate(lines):
-        out.append("  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(line, widths))
-        ))
-        if k == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    ])
 
 
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
-    info = machine_info("ai-edge-litert")
-
-    def log(text):
-        print(text, flush=True)
+    info = _harness.machine_info("ai-edge-litert")
 
     from keras_compress.demo import train_cnn
 
@@ -326,7 +188,7 @@ def main(argv=None):
         f"({time.perf_counter() - start:.0f} s)")
 
     log("[2/4] Exporting the demo CNN")
-    cnn_artifacts = export_all(cnn, x_train[:CALIBRATION_SAMPLES], log)
+    cnn_artifacts = export_all(cnn, FORMATS, x_train[:CALIBRATION_SAMPLES], log)
     log(f"  measuring ({args.repeats} repeats x {args.runs} runs, "
         f"{args.threads} thread(s))")
     cnn_rows = measure(cnn_artifacts, args, (x_test, y_test))
@@ -340,12 +202,8 @@ def main(argv=None):
     random_results = {}
     for k, (key, title, build) in enumerate(random_models):
         log(f"[{3 + k}/{steps}] Exporting the {title} (random weights)")
-        model = build()
-        rng = np.random.default_rng(0)
-        calibration = rng.uniform(
-            0, 1, (CALIBRATION_SAMPLES,) + tuple(model.input_shape[1:])
-        ).astype("float32")
-        artifacts = export_all(model, calibration, log)
+        model = build(input_shape=QUICK_INPUT_SHAPE) if args.quick else build()
+        artifacts = export_all(model, FORMATS, random_images(model.input_shape[1:]), log)
         log("  measuring")
         random_results[key] = (title, model, measure(artifacts, args))
 
@@ -358,56 +216,47 @@ def main(argv=None):
     log(breakdown_table(cnn_rows))
     for title, model, rows in random_results.values():
         log("")
-        log(f"{title} ({model.count_params():,} parameters, 96x96x3 input, "
+        shape = "x".join(map(str, model.input_shape[1:]))
+        log(f"{title} ({model.count_params():,} parameters, {shape} input, "
             f"random weights), LiteRT + XNNPACK, {args.threads} thread(s), batch 1")
         log(table(rows))
         log("")
         log(breakdown_table(rows))
 
-    given = sys.argv[1:] if argv is None else list(argv)
-    command = shlex.join(["python", "benchmarks/export_formats.py", *given])
-    result = {
-        "benchmark": "export_formats",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-        "settings": {
-            "threads": args.threads,
-            "repeats": args.repeats,
-            "runs": args.runs,
-            "warmup": args.warmup,
-            "epochs": args.epochs,
-            "quick": args.quick,
-            "batch_size": 1,
-            "calibration_samples": CALIBRATION_SAMPLES,
-            "latency": "median over repeats of the per-repeat median (and p90) "
-                       "of LiteRTModel.benchmark; formats interleaved per repeat",
+    settings = {
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "epochs": args.epochs,
+        "quick": args.quick,
+        "batch_size": 1,
+        "calibration_samples": CALIBRATION_SAMPLES,
+        "latency": "median over repeats of the per-repeat median (and p90) "
+                   "of LiteRTModel.benchmark; formats interleaved per repeat",
+    }
+    models = {
+        "demo_cnn": {
+            "description": "keras_compress.demo.train_cnn(): 16x16x1 digits, "
+                           "int8 calibrated on 100 real training digits",
+            "params": int(cnn.count_params()),
+            "input_shape": list(cnn.input_shape[1:]),
+            "keras_accuracy": keras_accuracy,
+            "test_samples": int(len(x_test)),
+            "rows": cnn_rows,
         },
-        "machine": info,
-        "elapsed_s": round(elapsed, 1),
-        "models": {
-            "demo_cnn": {
-                "description": "keras_compress.demo.train_cnn(): 16x16x1 digits, "
-                               "int8 calibrated on 100 real training digits",
-                "params": int(cnn.count_params()),
-                "input_shape": list(cnn.input_shape[1:]),
-                "keras_accuracy": keras_accuracy,
-                "test_samples": int(len(x_test)),
-                "rows": cnn_rows,
-            },
-            **{
-                key: {
-                    "description": RANDOM_MODEL_DESCRIPTIONS[key],
-                    "params": int(model.count_params()),
-                    "input_shape": list(model.input_shape[1:]),
-                    "rows": rows,
-                }
-                for key, (_, model, rows) in random_results.items()
-            },
+        **{
+            key: {
+                "description": RANDOM_MODEL_DESCRIPTIONS[key],
+                "params": int(model.count_params()),
+                "input_shape": list(model.input_shape[1:]),
+                "rows": rows,
+            }
+            for key, (_, model, rows) in random_results.items()
         },
     }
-    write_results(args.output, result)
-    log(f"\nWrote {args.output} ({elapsed:.0f} s)")
-    return result
+    return _harness.write_report(
+        args, _harness.report(args, argv, settings, info, elapsed, models=models))
 
 
 if __name__ == "__main__":

@@ -42,25 +42,19 @@ Usage:
     python benchmarks/structured_latency.py --repeats 9 --threads 1
 """
 
-import argparse
+import functools
 import os
-import shlex
-import sys
 import time
-from datetime import datetime, timezone
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-
-from _harness import machine_info, write_results  # noqa: E402  (benchmarks/ is on sys.path)
-from export_formats import randomize_batchnorm  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_OUTPUT = os.path.join(HERE, "results", "structured_latency.json")
+import _harness  # noqa: E402  (benchmarks/ is on sys.path)
+from _cnns import (  # noqa: E402
+    CALIBRATION_SAMPLES, MOBILENET_BLOCKS, RESNET_BLOCKS_PER_STAGE, RESNET_STAGES,
+    build_mobilenet_style, build_resnet_style, export_all, random_images)
+from _harness import log, markdown_table  # noqa: E402
 
 FORMATS = (("float32", None), ("int8", "int8"))
-CALIBRATION_SAMPLES = 100
 RATIOS = (0.25, 0.5, 0.75)
 QUICK_RATIOS = (0.5,)
 # Extra rows on rounding the kept channels up to a multiple (`round_to`).
@@ -77,20 +71,14 @@ ROUNDING_VARIANTS = (
 # Target: the measured speedup is within this factor of the MAC reduction.
 TARGET_FACTOR = 1.2
 
-# (output channels, stride) of each depthwise-separable block.
-MOBILENET_BLOCKS = (
-    (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (256, 1), (256, 2),
-)
-# (channels, stride of the first block) of each residual stage.
-RESNET_STAGES = ((32, 1), (64, 2), (128, 2))
-RESNET_BLOCKS_PER_STAGE = 2
-
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Channel pruning (25/50/75%) of a MobileNet-style and a "
-        "ResNet-style CNN: MAC reduction vs. measured LiteRT (XNNPACK) speedup.",
-    )
+    parser = _harness.arguments(
+        "structured_latency",
+        "Channel pruning (25/50/75%) of a MobileNet-style and a ResNet-style "
+        "CNN: MAC reduction vs. measured LiteRT (XNNPACK) speedup.",
+        quick="32x32 inputs, only 50%% pruning, no round_to rows, 1 thread, "
+        "1 repeat, 10 runs")
     parser.add_argument("--threads", default="1,2",
                         help="comma-separated LiteRT interpreter thread counts "
                         "(default 1,2; the target check uses the first)")
@@ -109,106 +97,26 @@ def parse_args(argv=None):
     parser.add_argument("--no-rounding", dest="rounding", action="store_false",
                         help="skip the extra round_to variants (50%% with "
                         "round_to=8; 60%% with round_to=1, 8 and 16)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke test: 32x32 inputs, only 50%% pruning, no "
-                        "round_to rows, 1 thread, 1 repeat, 10 runs; writes to "
-                        "a temporary folder unless --output is given")
-    parser.add_argument("--output", default=None,
-                        help=f"JSON output path (default {os.path.relpath(DEFAULT_OUTPUT)})")
-    args = parser.parse_args(argv)
+    quick = {"threads": "1", "repeats": 1, "runs": 10, "warmup": 2,
+             "min_time": 0.0, "rounding": False}
+    args = _harness.parse(parser, argv, quick=quick, positive=("repeats", "runs"))
     try:
         args.threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
     except ValueError:
         parser.error(f"--threads must be comma-separated ints, got {args.threads!r}")
     if not args.threads or min(args.threads) < 1:
         parser.error(f"--threads must be positive ints, got {args.threads}")
-    if args.quick:
-        args.threads, args.repeats, args.runs, args.warmup = [1], 1, 10, 2
-        args.min_time, args.rounding = 0.0, False
-    for name in ("repeats", "runs"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be a positive int, got {getattr(args, name)}")
     if args.warmup < 0:
-        parser.error(f"--warmup must be >= 0, got {args.warmup}")
+        parser.error(f"Expected --warmup >= 0. Received: --warmup={args.warmup}")
     if args.min_time < 0:
-        parser.error(f"--min-time must be >= 0, got {args.min_time}")
-    if args.output is None:
-        if args.quick:
-            import tempfile
-
-            args.output = os.path.join(tempfile.gettempdir(),
-                                       "structured_latency_quick.json")
-        else:
-            args.output = DEFAULT_OUTPUT
+        parser.error(f"Expected --min-time >= 0. Received: --min-time={args.min_time}")
     return args
-
-
-# -- models -------------------------------------------------------------
-
-def build_mobilenet_style(input_shape=(128, 128, 3), num_classes=10, seed=0):
-    """A MobileNet-v1-style CNN (ReLU6) with random weights."""
-    import keras
-    from keras import layers
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(input_shape, name="image")
-    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False,
-                      name="stem_conv")(inputs)
-    x = layers.BatchNormalization(name="stem_bn")(x)
-    x = layers.ReLU(6.0, name="stem_relu")(x)
-    for i, (channels, stride) in enumerate(MOBILENET_BLOCKS, 1):
-        x = layers.DepthwiseConv2D(3, strides=stride, padding="same",
-                                   use_bias=False, name=f"b{i}_dw")(x)
-        x = layers.BatchNormalization(name=f"b{i}_dw_bn")(x)
-        x = layers.ReLU(6.0, name=f"b{i}_dw_relu")(x)
-        x = layers.Conv2D(channels, 1, use_bias=False, name=f"b{i}_pw")(x)
-        x = layers.BatchNormalization(name=f"b{i}_pw_bn")(x)
-        x = layers.ReLU(6.0, name=f"b{i}_pw_relu")(x)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = layers.Dense(num_classes, name="logits")(x)
-    model = keras.Model(inputs, outputs, name="mobilenet_style")
-    return randomize_batchnorm(model, seed)
-
-
-def build_resnet_style(input_shape=(64, 64, 3), num_classes=10, seed=0):
-    """A small ResNet (basic blocks, projection shortcuts) with random weights."""
-    import keras
-    from keras import layers
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(input_shape, name="image")
-    x = layers.Conv2D(RESNET_STAGES[0][0], 3, padding="same", use_bias=False,
-                      name="stem_conv")(inputs)
-    x = layers.BatchNormalization(name="stem_bn")(x)
-    x = layers.ReLU(name="stem_relu")(x)
-    for s, (channels, first_stride) in enumerate(RESNET_STAGES, 1):
-        for b in range(1, RESNET_BLOCKS_PER_STAGE + 1):
-            name = f"s{s}b{b}"
-            stride = first_stride if b == 1 else 1
-            y = layers.Conv2D(channels, 3, strides=stride, padding="same",
-                              use_bias=False, name=f"{name}_conv1")(x)
-            y = layers.BatchNormalization(name=f"{name}_bn1")(y)
-            y = layers.ReLU(name=f"{name}_relu1")(y)
-            y = layers.Conv2D(channels, 3, padding="same", use_bias=False,
-                              name=f"{name}_conv2")(y)
-            y = layers.BatchNormalization(name=f"{name}_bn2")(y)
-            shortcut = x
-            if stride != 1 or x.shape[-1] != channels:
-                shortcut = layers.Conv2D(channels, 1, strides=stride,
-                                         use_bias=False, name=f"{name}_proj")(x)
-                shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
-            x = layers.Add(name=f"{name}_add")([y, shortcut])
-            x = layers.ReLU(name=f"{name}_out")(x)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = layers.Dense(num_classes, name="logits")(x)
-    model = keras.Model(inputs, outputs, name="resnet_style")
-    return randomize_batchnorm(model, seed)
 
 
 MODELS = {
     "mobilenet_style": {
         "title": "MobileNet-style CNN",
-        "build": build_mobilenet_style,
+        "build": functools.partial(build_mobilenet_style, relu6=True, named=True),
         "input_shape": (128, 128, 3),
         "description": "MobileNet-v1-style CNN, random weights and BatchNorm "
                        "statistics: stride-2 3x3 stem (32 channels), "
@@ -249,7 +157,6 @@ def prune_and_export(model, variants, calibration, log):
     """Prunes `model` into every variant and exports each; returns a list
     of dicts (label, ratio, round_to, params, MACs, artifacts, ...)."""
     from keras_compress.analysis import summarize
-    from keras_compress.export import to_tflite
     from keras_compress.pruning import L1Norm, prune_channels
 
     out = []
@@ -265,14 +172,7 @@ def prune_and_export(model, variants, calibration, log):
                 round_to=round_to,
             )
             params, macs = int(report.params_after), int(report.macs_after)
-        artifacts = {}
-        for fmt, mode in FORMATS:
-            artifacts[fmt] = to_tflite(
-                pruned, quantize=mode,
-                representative_data=calibration if mode == "int8" else None,
-                calibration_samples=CALIBRATION_SAMPLES,
-                batch_size=1,
-            )
+        artifacts = export_all(pruned, FORMATS, calibration)
         tflite_macs = int(summarize(artifacts["float32"]).totals.macs or 0)
         entry = {
             "variant": label,
@@ -301,7 +201,7 @@ def measure(entries, args, log):
     """Times every (variant, format, threads) runner, interleaved per repeat.
 
     Returns `{(variant, format, threads): {"median_ms", "p90_ms",
-    "median_ms_per_repeat", "runs", "xnnpack_ops", "total_ops",
+    "median_ms_per_repeat", "runs_per_repeat", "xnnpack_ops", "total_ops",
     "builtin_only"}}`.
     """
     from keras_compress.runtime import LiteRTModel
@@ -313,36 +213,18 @@ def measure(entries, args, log):
             for fmt, data in e["artifacts"].items():
                 runners[(e["variant"], fmt, threads)] = LiteRTModel(
                     data, num_threads=threads)
-        keys = list(runners)
         # Size the runs so each repeat times every runner for ~min_time s.
         runs = {}
-        for key in keys:
-            probe = runners[key].benchmark(num_runs=10, warmup=args.warmup)
+        for key, runner in runners.items():
+            probe = runner.benchmark(num_runs=10, warmup=args.warmup)
             estimate_s = max(probe["median_ms"], 1e-3) / 1e3
             runs[key] = int(min(5000, max(args.runs, round(args.min_time / estimate_s))))
-        medians = {key: [] for key in keys}
-        p90s = {key: [] for key in keys}
         start = time.perf_counter()
-        for repeat in range(args.repeats):
-            # Interleave, and rotate the order so no variant always runs first.
-            shift = repeat % len(keys)
-            for key in keys[shift:] + keys[:shift]:
-                stats = runners[key].benchmark(num_runs=runs[key], warmup=args.warmup)
-                medians[key].append(stats["median_ms"])
-                p90s[key].append(stats["p90_ms"])
-        log(f"  {threads} thread(s): {len(keys)} runners x {args.repeats} repeats "
+        timings = _harness.litert_latency(runners, args.repeats, runs, args.warmup)
+        log(f"  {threads} thread(s): {len(runners)} runners x {args.repeats} repeats "
             f"({time.perf_counter() - start:.0f} s)")
-        for key in keys:
-            delegation = runners[key].delegation()
-            results[key] = {
-                "median_ms": float(np.median(medians[key])),
-                "p90_ms": float(np.median(p90s[key])),
-                "median_ms_per_repeat": [float(v) for v in medians[key]],
-                "runs_per_repeat": runs[key],
-                "xnnpack_ops": delegation["xnnpack_ops"],
-                "total_ops": delegation["total_ops"],
-                "builtin_only": delegation["builtin_only"],
-            }
+        for key, timing in timings.items():
+            results[key] = {**timing, "runs_per_repeat": runs[key]}
     return results
 
 
@@ -386,23 +268,6 @@ def build_rows(entries, timings, args):
 
 
 # -- output -------------------------------------------------------------
-
-def markdown_table(header, lines, left=(0,)):
-    """Rows of strings as an aligned markdown table."""
-    widths = [max(len(line[i]) for line in [header] + lines) for i in range(len(header))]
-
-    def fmt(line):
-        return "| " + " | ".join(
-            cell.ljust(w) if i in left else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(line, widths))
-        ) + " |"
-
-    rule = "|" + "|".join(
-        "-" * (w + 2) if i in left else "-" * (w + 1) + ":"
-        for i, w in enumerate(widths)
-    ) + "|"
-    return "\n".join([fmt(header), rule] + [fmt(line) for line in lines])
-
 
 def main_table(rows, threads):
     """Params, MACs, and per format: latency, speedup, target check."""
@@ -450,12 +315,7 @@ def extra_table(rows, args):
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
-    info = machine_info("ai-edge-litert")
-
-    def log(text):
-        print(text, flush=True)
-
-
+    info = _harness.machine_info("ai-edge-litert")
     variants = variants_of(args)
     results = {}
     steps = 2 * len(MODELS) + 1
@@ -466,10 +326,7 @@ def main(argv=None):
         log(f"[{step}/{steps}] {spec['title']} {input_shape}: pruning "
             f"{', '.join(v[0] for v in variants[1:])} and exporting float32 + int8")
         model = spec["build"](input_shape=input_shape)
-        rng = np.random.default_rng(0)
-        calibration = rng.uniform(
-            0, 1, (CALIBRATION_SAMPLES,) + tuple(input_shape)).astype("float32")
-        entries = prune_and_export(model, variants, calibration, log)
+        entries = prune_and_export(model, variants, random_images(input_shape), log)
         step += 1
         log(f"[{step}/{steps}] Measuring the {spec['title']} in LiteRT "
             f"({args.repeats} repeats, threads {args.threads})")
@@ -505,42 +362,30 @@ def main(argv=None):
         log(f"Target (MAC ratio / speedup <= {TARGET_FACTOR}, {t} thread(s)), "
             f"{fmt}: {len(mine) - len(failed)}/{len(mine)} PASS"
             + (f"; FAIL: {', '.join(failed)}" if failed else ""))
-    info["load_average_at_end"] = (list(os.getloadavg())
-                                   if hasattr(os, "getloadavg") else None)
+    info["load_average_at_end"] = _harness.load_average()
 
-    given = sys.argv[1:] if argv is None else list(argv)
-    command = shlex.join(["python", "benchmarks/structured_latency.py", *given])
-    result = {
-        "benchmark": "structured_latency",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-        "settings": {
-            "threads": args.threads,
-            "repeats": args.repeats,
-            "min_runs": args.runs,
-            "min_time_s": args.min_time,
-            "warmup": args.warmup,
-            "quick": args.quick,
-            "batch_size": 1,
-            "formats": [fmt for fmt, _ in FORMATS],
-            "calibration_samples": CALIBRATION_SAMPLES,
-            "pruning": "prune_channels(model, ratio, criterion=L1Norm(), "
-                       "scope='layer', round_to=1 (pruned_<ratio>) or N "
-                       "(pruned_<ratio>_rN))",
-            "target": f"mac_ratio / latency_ratio <= {TARGET_FACTOR} "
-                      "(ratios are dense / pruned; MACs as counted on the "
-                      "Keras model by ChannelReport)",
-            "latency": "median over repeats of the per-repeat median (and p90) "
-                       "of LiteRTModel.benchmark; all variants and formats of a "
-                       "model interleaved per repeat, order rotating",
-        },
-        "machine": info,
-        "elapsed_s": round(elapsed, 1),
-        "models": results,
+    settings = {
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "min_runs": args.runs,
+        "min_time_s": args.min_time,
+        "warmup": args.warmup,
+        "quick": args.quick,
+        "batch_size": 1,
+        "formats": [fmt for fmt, _ in FORMATS],
+        "calibration_samples": CALIBRATION_SAMPLES,
+        "pruning": "prune_channels(model, ratio, criterion=L1Norm(), "
+                   "scope='layer', round_to=1 (pruned_<ratio>) or N "
+                   "(pruned_<ratio>_rN))",
+        "target": f"mac_ratio / latency_ratio <= {TARGET_FACTOR} "
+                  "(ratios are dense / pruned; MACs as counted on the "
+                  "Keras model by ChannelReport)",
+        "latency": "median over repeats of the per-repeat median (and p90) "
+                   "of LiteRTModel.benchmark; all variants and formats of a "
+                   "model interleaved per repeat, order rotating",
     }
-    write_results(args.output, result)
-    log(f"\nWrote {args.output} ({elapsed:.0f} s)")
-    return result
+    return _harness.write_report(
+        args, _harness.report(args, argv, settings, info, elapsed, models=results))
 
 
 if __name__ == "__main__":

@@ -1,26 +1,14 @@
 """benchmarks/structured_latency.py runs (--quick) and reports what it wrote."""
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_runner import run_benchmark
 
 
 @pytest.mark.slow
-def test_structured_latency_quick(tmp_path):
-    out = tmp_path / "structured_latency.json"
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "structured_latency.py"),
-         "--quick", "--output", str(out)],
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
+def test_structured_latency_quick(tmp_path, capsys):
+    stdout, report = run_benchmark(capsys, "structured_latency",
+                                   tmp_path / "structured_latency.json")
     assert report["command"].startswith("python benchmarks/structured_latency.py")
     assert report["settings"]["quick"] is True
     assert set(report["models"]) == {"mobilenet_style", "resnet_style"}
@@ -41,4 +29,4 @@ def test_structured_latency_quick(tmp_path):
                 pruned["mac_ratio"] / cell["latency_ratio"])
             assert cell["target_pass"] == (cell["mac_over_latency_ratio"] <= 1.2)
             assert cell["xnnpack_ops"] <= cell["total_ops"]
-    assert "Wrote" in result.stdout
+    assert "Wrote" in stdout
