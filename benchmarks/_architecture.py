@@ -30,7 +30,7 @@ JSON-serializable dict, `tables(result)` renders it as markdown. Two parts:
    `keras_compress.analysis.summarize`; latency from the float32 TFLite
    export (batch 1) in LiteRT with XNNPACK and 1 thread, all models of a
    seed timed alternately within each repeat (rotating order) with the
-   house timing loop of `structured_latency.measure`: median over repeats
+   timing loop of `_harness.litert_latency`: median over repeats
    of each repeat's median. The same architectures are also timed with a
    64x64x1 input (random weights, no training) to show where the MAC
    savings become time savings; at 8x8 a model runs in microseconds and
@@ -39,14 +39,9 @@ JSON-serializable dict, `tables(result)` renders it as markdown. Two parts:
 Every figure is stored per seed and as the median over seeds.
 """
 
-import os
-import sys
 import time
-import types
 
 import numpy as np
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 BATCH_SIZE = 64
 LR = 1e-3
@@ -55,21 +50,8 @@ MLP_HIDDEN = (256, 256)
 ENERGIES = (0.5, 0.7, 0.9, 0.99)
 QUICK_ENERGIES = (0.5,)
 MLP_EPOCHS = {"mnist1d": (30, 5), "digits": (20, 5)}  # (E, F)
-CNN_EPOCHS = (20, 5)
 QUICK_EPOCHS = (2, 1)
-CNN_BLOCKS = ((32, 1), (64, 2), (64, 1))  # (filters, stride), 3x3 kernels
 BN_MOMENTUM = 0.9
-FIT_SAMPLES = 512
-LATENCY = {"repeats": 7, "runs": 30, "min_time": 0.2, "warmup": 10}
-QUICK_LATENCY = {"repeats": 1, "runs": 10, "min_time": 0.0, "warmup": 2}
-SCALED_INPUT = (64, 64, 1)
-CNN_VARIANTS = (
-    ("standard", "standard convs (E epochs)"),
-    ("separable", "depthwise-separable, from scratch (E epochs)"),
-    ("converted", "to_depthwise_separable(standard), no fine-tuning"),
-    ("converted_finetuned", "to_depthwise_separable(standard) + F epochs"),
-)
-
 
 # -- helpers -------------------------------------------------------------
 
@@ -213,140 +195,6 @@ def _mlp_task(task, seeds, quick, log):
         })
     return out
 
-
-# -- part 2: depthwise-separable CNN -------------------------------------
-
-def _cnn(separable, seed, input_shape=(8, 8, 1)):
-    import keras
-    from keras import layers
-
-    from keras_compress.layers.factorized import DepthwiseSeparableConv2D
-
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input(input_shape)
-    h = inputs
-    for i, (filters, stride) in enumerate(CNN_BLOCKS):
-        if separable and i > 0:
-            h = DepthwiseSeparableConv2D(
-                filters, 3, strides=stride, padding="same", use_bias=False,
-                batch_norm={"momentum": BN_MOMENTUM},
-                depthwise_activation="relu", activation="relu",
-                name=f"conv{i}")(h)
-            continue
-        h = layers.Conv2D(filters, 3, strides=stride, padding="same",
-                          use_bias=False, name=f"conv{i}")(h)
-        h = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{i}")(h)
-        h = layers.ReLU(name=f"relu{i}")(h)
-    h = layers.GlobalAveragePooling2D(name="pool")(h)
-    outputs = layers.Dense(10, name="out")(h)
-    return keras.Model(inputs, outputs,
-                       name="separable_cnn" if separable else "standard_cnn")
-
-
-def _measure(models, latency, log):
-    """Float32 LiteRT latency (1 thread, batch 1) of `{name: model}`, the
-    models timed alternately; returns `{name: median ms}` and details."""
-    from keras_compress.export import to_tflite
-
-    if HERE not in sys.path:
-        sys.path.insert(0, HERE)
-    from structured_latency import measure
-
-    entries = [{"variant": name, "artifacts": {"float32": to_tflite(m, batch_size=1)}}
-               for name, m in models.items()]
-    args = types.SimpleNamespace(threads=[1], **latency)
-    timings = measure(entries, args, log)
-    return {name: timings[(name, "float32", 1)] for name in models}
-
-
-def _cnn_seed(data, seed, epochs, finetune, latency, log):
-    from keras_compress.factorization import to_depthwise_separable
-
-    (x, y), test = data
-    start = time.perf_counter()
-    standard = _train(_cnn(False, seed), LR, x, y, epochs, seed)
-    separable = _train(_cnn(True, seed), LR, x, y, epochs, seed)
-    fit_start = time.perf_counter()
-    converted, report = to_depthwise_separable(
-        standard, x[:FIT_SAMPLES], layers=["conv1", "conv2"], return_report=True)
-    convert_s = time.perf_counter() - fit_start
-    acc = {"standard": _accuracy(standard, test),
-           "separable": _accuracy(separable, test),
-           "converted": _accuracy(converted, test)}
-    timed = _measure({"standard": standard, "separable": separable,
-                      "converted": converted}, latency, log)
-    _train(converted, FINETUNE_LR, x, y, finetune, seed)
-    acc["converted_finetuned"] = _accuracy(converted, test)
-    rows = {}
-    for name, model in (("standard", standard), ("separable", separable),
-                        ("converted", converted),
-                        ("converted_finetuned", converted)):
-        params, macs = _cost(model)
-        key = "converted" if name == "converted_finetuned" else name
-        rows[name] = {"params": params, "macs": macs, "test_acc": acc[name],
-                      "latency_ms": timed[key]["median_ms"],
-                      "latency_ms_per_repeat": timed[key]["median_ms_per_repeat"]}
-    result = {
-        "rows": rows,
-        "conversion": {"seconds": convert_s,
-                       "layers": [{k: r[k] for k in ("name", "params_before",
-                                                     "params_after", "kernel_error",
-                                                     "relative_error_init",
-                                                     "relative_error")}
-                                  for r in report.layers]},
-    }
-    log(f"  digits seed {seed}: acc " + ", ".join(
-        f"{k} {100 * v:.1f}" for k, v in acc.items())
-        + "; ms " + ", ".join(f"{k} {v['median_ms']:.4f}" for k, v in timed.items())
-        + f" ({time.perf_counter() - start:.0f} s)")
-    return result
-
-
-def _cnn_task(seeds, quick, log):
-    epochs, finetune = QUICK_EPOCHS if quick else CNN_EPOCHS
-    latency = QUICK_LATENCY if quick else LATENCY
-    data = _load("digits")
-    runs = [_cnn_seed(data, s, epochs, finetune, latency, log) for s in range(seeds)]
-    standard = runs[0]["rows"]["standard"]
-    out = {"settings": {"blocks": [list(b) for b in CNN_BLOCKS],
-                        "epochs": epochs, "finetune_epochs": finetune,
-                        "fit_samples": FIT_SAMPLES, "latency": dict(latency)},
-           "rows": {}}
-    for name, label in CNN_VARIANTS:
-        rows = [r["rows"][name] for r in runs]
-        out["rows"][name] = {
-            "label": label,
-            "params": rows[0]["params"],
-            "macs": rows[0]["macs"],
-            "param_ratio": standard["params"] / rows[0]["params"],
-            "mac_ratio": standard["macs"] / rows[0]["macs"],
-            "test_acc": _stat([r["test_acc"] for r in rows]),
-            "latency_ms": _stat([r["latency_ms"] for r in rows]),
-            "speedup": _stat([r["rows"]["standard"]["latency_ms"] / r["rows"][name]["latency_ms"]
-                              for r in runs]),
-        }
-    out["conversion"] = [r["conversion"] for r in runs]
-    if not quick:
-        # Latency only, at a larger input: same layers, random weights.
-        log(f"  latency at {SCALED_INPUT}:")
-        models = {"standard": _cnn(False, 0, SCALED_INPUT),
-                  "separable": _cnn(True, 0, SCALED_INPUT)}
-        per_seed = [_measure(models, latency, log) for _ in range(seeds)]
-        out["scaled"] = {"input_shape": list(SCALED_INPUT)}
-        for name, model in models.items():
-            params, macs = _cost(model)
-            out["scaled"][name] = {
-                "params": params, "macs": macs,
-                "latency_ms": _stat([t[name]["median_ms"] for t in per_seed]),
-            }
-        std = out["scaled"]["standard"]
-        sep = out["scaled"]["separable"]
-        out["scaled"]["mac_ratio"] = std["macs"] / sep["macs"]
-        out["scaled"]["speedup"] = _stat([
-            t["standard"]["median_ms"] / t["separable"]["median_ms"] for t in per_seed])
-    return out
-
-
 # -- entry points ----------------------------------------------------------
 
 def run(tasks, seeds, quick, log):
@@ -380,7 +228,7 @@ def run(tasks, seeds, quick, log):
             "params_macs": "keras_compress.analysis.summarize(model).totals",
             "latency": "float32 TFLite (batch 1) in LiteRT, XNNPACK, 1 thread; "
                        "models of a seed timed alternately per repeat "
-                       "(structured_latency.measure); median over repeats",
+                       "(_harness.litert_latency); median over repeats",
             "accuracy": "Keras model on the test split after the last epoch",
         },
         "low_rank_mlp": {},
@@ -390,7 +238,8 @@ def run(tasks, seeds, quick, log):
         result["low_rank_mlp"][task] = _mlp_task(task, seeds, quick, log)
     if "digits" in tasks:
         log("[architecture] depthwise-separable vs standard CNN on digits")
-        result["separable_cnn"] = {"digits": _cnn_task(seeds, quick, log)}
+        import _separable  # it imports this module's helpers
+        result["separable_cnn"] = {"digits": _separable._cnn_task(seeds, quick, log)}
     result["elapsed_s"] = round(time.perf_counter() - start, 1)
     return result
 
@@ -435,6 +284,8 @@ def tables(result):
         lines.append("| model | params | vs std | MACs | vs std | latency ms | speedup "
                      "| test acc % |")
         lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        from _separable import CNN_VARIANTS
+
         for name, _ in CNN_VARIANTS:
             r = cnn["rows"][name]
             lines.append(

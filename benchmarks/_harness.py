@@ -218,16 +218,23 @@ def interleaved_timing(callables, repeats, warmup=0, rounds=1, reverse=False):
             for name in names}
 
 
-def litert_latency(runners, repeats, runs, warmup):
+def litert_latency(runners, repeats, runs, warmup, min_time=None):
     """Latency of LiteRT runners ({key: LiteRTModel}) in turns.
 
     Each repeat calls `runner.benchmark(num_runs=runs, warmup=warmup)` for
-    every runner (`runs` an int, or {key: int}), the order rotating from
-    repeat to repeat. Returns, per key, the median over repeats of each
+    every runner, the order rotating from repeat to repeat. With `min_time`
+    (seconds), a first 10-run probe sizes each runner's runs to about
+    `min_time` per repeat (at least `runs`, at most 5000; reported as
+    `runs_per_repeat`). Returns, per key, the median over repeats of each
     repeat's median (and p90), the per-repeat medians and the runner's
     XNNPACK coverage.
     """
-    count = runs if isinstance(runs, dict) else dict.fromkeys(runners, runs)
+    count = dict.fromkeys(runners, runs)
+    if min_time is not None:
+        for key, runner in runners.items():
+            probe = runner.benchmark(num_runs=10, warmup=warmup)
+            estimate_s = max(probe["median_ms"], 1e-3) / 1e3
+            count[key] = int(min(5000, max(runs, round(min_time / estimate_s))))
     stats = interleave(
         {key: (lambda _, r=runner, n=count[key]: r.benchmark(num_runs=n, warmup=warmup))
          for key, runner in runners.items()}, repeats)
@@ -243,6 +250,8 @@ def litert_latency(runners, repeats, runs, warmup):
             "total_ops": delegation["total_ops"],
             "builtin_only": delegation["builtin_only"],
         }
+        if min_time is not None:
+            out[key]["runs_per_repeat"] = count[key]
     return out
 
 

@@ -38,6 +38,9 @@ import time
 
 import numpy as np
 
+import _slimming  # noqa: E402  (benchmarks/ is on sys.path)
+from _slimming import accuracy, cost, load  # noqa: E402
+
 WIDTHS = (0.25, 0.5, 0.75, 1.0)
 NUM_RANDOM = 1
 BATCH_SIZE = 64
@@ -75,12 +78,6 @@ def task_settings(name, quick):
     if quick:
         settings["epochs"] = QUICK_EPOCHS
     return settings
-
-
-def load(name):
-    from keras_compress.datasets import load_digits, load_mnist1d
-
-    return load_mnist1d() if name == "mnist1d" else load_digits()
 
 
 def build(name, seed, width=None):
@@ -123,30 +120,8 @@ def build(name, seed, width=None):
 
 
 def compile_model(model, epochs, steps):
-    import keras
-
-    schedule = keras.optimizers.schedules.CosineDecay(LR, max(1, epochs * steps))
-    model.compile(
-        optimizer=keras.optimizers.SGD(schedule, momentum=MOMENTUM),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        # One compiled call per epoch: the models are tiny.
-        steps_per_execution=steps,
-    )
-    return model
-
-
-def accuracy(model, data):
-    x, y = data
-    logits = np.asarray(model(x, training=False))
-    return float((logits.argmax(axis=1) == y).mean())
-
-
-def cost(model):
-    from keras_compress.analysis import summarize
-
-    totals = summarize(model).totals
-    return int(totals.params), int(totals.macs or 0)
+    """SGD with momentum, a cosine decay from `LR` (`_slimming`'s recipe)."""
+    return _slimming.compile_model(model, LR, epochs, steps)
 
 
 def run_seed(name, settings, seed, data, log):

@@ -19,18 +19,19 @@ Needs the `bench` extra (tensorflow-model-optimization, tf_keras). Results
 go to `benchmarks/results/deep_compression.json`.
 """
 
-import types
-
+import _binary
 import _deep_compression
-from _harness import main
+import _harness
 
-SECTIONS = {
-    "pipeline": _deep_compression,
-    "binary": types.SimpleNamespace(run=_deep_compression.run_binary,
-                                    tables=_deep_compression.binary_tables),
-}
+SECTIONS = {"pipeline": _deep_compression, "binary": _binary}
+
+
+def main(argv=None):
+    return _harness.main(
+        "deep_compression", SECTIONS,
+        "Deep Compression (prune, cluster, QAT int8, LUT/Huffman) against "
+        "tfmot on MNIST-1D and digits.", argv)
+
 
 if __name__ == "__main__":
-    main("deep_compression", SECTIONS,
-         "Deep Compression (prune, cluster, QAT int8, LUT/Huffman) against "
-         "tfmot on MNIST-1D and digits.")
+    main()

@@ -19,11 +19,17 @@ Results go to `benchmarks/results/distillation.json`.
 
 import _architecture
 import _distillation
-from _harness import main
+import _harness
 
 SECTIONS = {"distillation": _distillation, "architecture": _architecture}
 
+
+def main(argv=None):
+    return _harness.main(
+        "distillation", SECTIONS,
+        "Distillation (one teacher, an ensemble) and low-rank / "
+        "depthwise-separable architectures on MNIST-1D and digits.", argv)
+
+
 if __name__ == "__main__":
-    main("distillation", SECTIONS,
-         "Distillation (one teacher, an ensemble) and low-rank / "
-         "depthwise-separable architectures on MNIST-1D and digits.")
+    main()

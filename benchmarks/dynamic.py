@@ -18,11 +18,17 @@ Results go to `benchmarks/results/dynamic.json`.
 """
 
 import _early_exit
+import _harness
 import _slimmable
-from _harness import main
 
 SECTIONS = {"early_exit": _early_exit, "slimmable": _slimmable}
 
+
+def main(argv=None):
+    return _harness.main(
+        "dynamic", SECTIONS,
+        "Early exits and slimmable widths on MNIST-1D and digits.", argv)
+
+
 if __name__ == "__main__":
-    main("dynamic", SECTIONS,
-         "Early exits and slimmable widths on MNIST-1D and digits.")
+    main()

@@ -53,61 +53,19 @@ Usage:
     python benchmarks/slimming.py --quick      # smoke test, < 1 min, temp output
     python benchmarks/slimming.py --seeds 1 --tasks digits
 """
-
-import argparse
 import os
-import shlex
-import sys
 import time
-from datetime import datetime, timezone
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+import _harness  # noqa: E402  (benchmarks/ is on sys.path)
+from _harness import log, markdown_table, median  # noqa: E402
+from _slimming import (  # noqa: E402
+    BATCH_SIZE, BN_MOMENTUM, FINETUNE_LR, LR, MIN_CHANNELS, MOMENTUM, TASKS,
+    accuracy, build, compile_model, cost, gamma_stats, load, masked_accuracy,
+    sweep, uniform_widths, widths_of)
 
-from _harness import machine_info, median, write_results  # noqa: E402  (benchmarks/ is on sys.path)
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_OUTPUT = os.path.join(HERE, "results", "slimming.json")
-
-BATCH_SIZE = 64
-MOMENTUM = 0.9
-LR = 0.1
-FINETUNE_LR = 0.01
-BN_MOMENTUM = 0.9
-MIN_CHANNELS = 4
 SWEEP_RATIOS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-
-# Per task: (filters, kernel size, stride) of the three conv blocks, the L1
-# penalty (lambda), the fraction of BatchNorm channels removed, and the
-# epochs of slimming (E) and fine-tuning (F). Tuned by hand on seed 0 (on
-# the test set, there is no validation split): penalty over {1e-3, 3e-3,
-# 6e-3, 1e-2} (MNIST-1D) and {1e-2, 2e-2} (digits); the ratio is the
-# largest of the sweep at which zeroing the removed gammas (betas kept)
-# left the slimmed model's accuracy unchanged, i.e. about the channels the
-# penalty had switched off (on seed 0 the largest removed |gamma| was
-# ~0 for MNIST-1D at 0.7 and 0.02 for digits at 0.5). Adam and the
-# proximal step were also tried; with SGD momentum 0.9 the subgradient
-# penalty acts ~10x stronger than the proximal one of the same lambda,
-# whose step lr * lambda is not scaled up by momentum.
-TASKS = {
-    "mnist1d": {
-        "title": "MNIST-1D 1-D CNN",
-        "blocks": ((64, 5, 1), (64, 3, 2), (128, 3, 2)),
-        "penalty": 1e-2,
-        "ratio": 0.7,
-        "epochs": 30,
-        "finetune_epochs": 15,
-    },
-    "digits": {
-        "title": "digits 2-D CNN (8x8)",
-        "blocks": ((32, 3, 1), (64, 3, 2), (64, 3, 1)),
-        "penalty": 1e-2,
-        "ratio": 0.5,
-        "epochs": 40,
-        "finetune_epochs": 20,
-    },
-}
 QUICK_EPOCHS = {"mnist1d": (2, 1), "digits": (2, 1)}
 QUICK_SWEEP_RATIOS = (0.5,)
 
@@ -133,33 +91,13 @@ PAPER = {
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Network slimming (L1 on BatchNorm gammas, prune, "
-        "fine-tune) vs. training the same and a uniformly narrowed "
-        "architecture from scratch, on MNIST-1D and digits CNNs.",
-    )
-    parser.add_argument("--seeds", type=int, default=5,
-                        help="number of seeds (0..N-1; default 5)")
-    parser.add_argument("--tasks", nargs="+", choices=sorted(TASKS),
-                        default=list(TASKS), help="tasks to run (default: all)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke test: 1 seed, a few epochs per stage; "
-                        "writes to a temporary folder unless --output is given")
-    parser.add_argument("--output", default=None,
-                        help=f"JSON output path (default {os.path.relpath(DEFAULT_OUTPUT)})")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.seeds = 1
-    if args.seeds < 1:
-        parser.error(f"--seeds must be a positive int, got {args.seeds}")
-    if args.output is None:
-        if args.quick:
-            import tempfile
-
-            args.output = os.path.join(tempfile.gettempdir(), "slimming_quick.json")
-        else:
-            args.output = DEFAULT_OUTPUT
-    return args
+    parser = _harness.arguments(
+        "slimming",
+        "Network slimming (L1 on BatchNorm gammas, prune, fine-tune) vs. "
+        "training the same and a uniformly narrowed architecture from "
+        "scratch, on MNIST-1D and digits CNNs.",
+        quick="1 seed, a few epochs per stage", seeds=5, tasks=TASKS)
+    return _harness.parse(parser, argv)
 
 
 def task_settings(name, quick):
@@ -168,171 +106,6 @@ def task_settings(name, quick):
     if quick:
         settings["epochs"], settings["finetune_epochs"] = QUICK_EPOCHS[name]
     return settings
-
-
-def load(name):
-    from keras_compress.datasets import load_digits, load_mnist1d
-
-    return load_mnist1d() if name == "mnist1d" else load_digits()
-
-
-def build(name, widths, seed):
-    """The task's CNN with the given conv widths, seeded initialization."""
-    import keras
-    from keras import layers
-
-    keras.utils.set_random_seed(seed)
-    blocks = TASKS[name]["blocks"]
-    if name == "mnist1d":
-        inputs, conv, pool = keras.Input((40, 1)), layers.Conv1D, layers.GlobalAveragePooling1D
-    else:
-        inputs, conv, pool = keras.Input((8, 8, 1)), layers.Conv2D, layers.GlobalAveragePooling2D
-    x = inputs
-    for i, (width, (_, kernel, stride)) in enumerate(zip(widths, blocks)):
-        x = conv(int(width), kernel, strides=stride, padding="same",
-                 use_bias=False, name=f"conv{i}")(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"bn{i}")(x)
-        x = layers.ReLU(name=f"relu{i}")(x)
-    x = pool(name="pool")(x)
-    outputs = layers.Dense(10, name="out")(x)
-    return keras.Model(inputs, outputs, name=f"{name}_cnn")
-
-
-def compile_model(model, lr, epochs, steps):
-    import keras
-
-    schedule = keras.optimizers.schedules.CosineDecay(lr, max(1, epochs * steps))
-    model.compile(
-        optimizer=keras.optimizers.SGD(schedule, momentum=MOMENTUM),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        # One compiled call per epoch: the models are tiny and Python's
-        # per-step overhead would dominate. Penalty and constraints still
-        # act every step.
-        steps_per_execution=steps,
-    )
-    return model
-
-
-def accuracy(model, data):
-    x, y = data
-    logits = np.asarray(model(x, training=False))
-    return float((logits.argmax(axis=1) == y).mean())
-
-
-def cost(model):
-    from keras_compress.analysis import summarize
-
-    totals = summarize(model).totals
-    return int(totals.params), int(totals.macs or 0)
-
-
-def widths_of(model, n):
-    return [int(model.get_layer(f"conv{i}").filters) for i in range(n)]
-
-
-def uniform_widths(name, target_macs):
-    """Widths `round(w * s)` (>= 1) whose MACs are closest to `target_macs`."""
-    full = [b[0] for b in TASKS[name]["blocks"]]
-
-    def scaled(s):
-        return [max(1, int(round(w * s))) for w in full]
-
-    cache = {}
-
-    def macs(widths):
-        key = tuple(widths)
-        if key not in cache:
-            cache[key] = cost(build(name, widths, 0))[1]
-        return cache[key]
-
-    lo, hi = 0.0, 1.0
-    for _ in range(14):  # MACs grow with s; bisect on the target
-        mid = (lo + hi) / 2
-        if macs(scaled(mid)) < target_macs:
-            lo = mid
-        else:
-            hi = mid
-    best = min((scaled(lo), scaled(hi)), key=lambda w: abs(macs(w) - target_macs))
-    factor = float(np.mean([w / f for w, f in zip(best, full)]))
-    return best, factor
-
-
-def gamma_stats(model, n, near_zero=1e-2):
-    values = [np.abs(np.asarray(model.get_layer(f"bn{i}").gamma)) for i in range(n)]
-    flat = np.concatenate(values)
-    return {
-        "near_zero_fraction": float((flat < near_zero).mean()),
-        "near_zero_per_layer": [float((v < near_zero).mean()) for v in values],
-        "median_abs_gamma": float(np.median(flat)),
-    }
-
-
-def kept_channels(model, pruned, n):
-    """Per BatchNorm, the indices of `model`'s channels that `pruned` kept.
-
-    `prune_channels` copies the surviving BatchNorm weights in order, so the
-    kept channels are found by matching (gamma, beta, variance) rows as an
-    ordered subsequence (the moving mean may change: `prune_channels` folds
-    removed channels' constant outputs into it).
-    """
-    kept = []
-    for i in range(n):
-        old = np.stack(model.get_layer(f"bn{i}").get_weights(), axis=1)[:, [0, 1, 3]]
-        new = np.stack(pruned.get_layer(f"bn{i}").get_weights(), axis=1)[:, [0, 1, 3]]
-        indices, j = [], 0
-        for k, row in enumerate(old):
-            if j < len(new) and np.array_equal(row, new[j]):
-                indices.append(k)
-                j += 1
-        if j != len(new):
-            raise RuntimeError(f"bn{i}: the pruned weights are not a subset of the original")
-        kept.append(indices)
-    return kept
-
-
-def masked_accuracy(model, pruned, data, n):
-    """Accuracy of `model` with the gammas of the channels `pruned` removed
-    set to 0 but their betas kept (each such channel then outputs the
-    constant relu(beta)). Compared with the accuracy of `pruned`, it shows
-    how much of the loss comes from dropping those constants."""
-    kept = kept_channels(model, pruned, n)
-    saved = [model.get_layer(f"bn{i}").get_weights() for i in range(n)]
-    try:
-        for i, indices in enumerate(kept):
-            gamma, *rest = [w.copy() for w in saved[i]]
-            removed = np.ones(len(gamma), bool)
-            removed[indices] = False
-            gamma[removed] = 0.0
-            model.get_layer(f"bn{i}").set_weights([gamma, *rest])
-        return accuracy(model, data)
-    finally:
-        for i in range(n):
-            model.get_layer(f"bn{i}").set_weights(saved[i])
-
-
-def prune(model, ratio):
-    from keras_compress.pruning import BatchNormScale, prune_channels
-
-    return prune_channels(model, ratio=ratio, scope="global",
-                          criterion=BatchNormScale(), min_channels=MIN_CHANNELS)
-
-
-def sweep(model, data, ratios, n):
-    """Accuracy right after pruning `model` at each ratio (no fine-tuning)."""
-    rows = []
-    for ratio in ratios:
-        pruned, report = prune(model, ratio)
-        rows.append({
-            "ratio": ratio,
-            "widths": widths_of(pruned, n),
-            "params_after": int(report.params_after),
-            "macs_after": int(report.macs_after),
-            "test_acc": accuracy(pruned, data),
-            "test_acc_betas_kept": masked_accuracy(model, pruned, data, n),
-        })
-    return rows
-
 
 def run_seed(name, settings, seed, data, sweep_ratios, log):
     import keras
@@ -468,11 +241,10 @@ def pct(value):
 
 def table(task_results):
     header = ["variant"] + [t["title"] for t in task_results.values()]
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines = []
 
     def row(label, fn):
-        lines.append("| " + " | ".join([label] + [fn(t) for t in task_results.values()]) + " |")
+        lines.append([label] + [fn(t) for t in task_results.values()])
 
     def widths(t):
         return "; ".join(
@@ -485,6 +257,7 @@ def table(task_results):
     row("uniform widths (per seed)",
         lambda t: "; ".join(f"{s['uniform']['widths']} (x{s['uniform']['factor']:.2f})"
                             for s in t["seeds"]))
+
     def cell(entry):
         seeds = " / ".join(pct(v) for v in entry["per_seed"])
         return f"{pct(entry['median'])}" + (f" ({seeds})" if len(entry["per_seed"]) > 1 else "")
@@ -494,13 +267,12 @@ def table(task_results):
         if key == "pruned":
             row("(c') = (b) with the removed gammas set to 0, betas kept, test acc %",
                 lambda t: cell(t["summary"]["pruned_betas_kept_test_acc"]))
-    return "\n".join(lines)
+    return markdown_table(header, lines)
 
 
 def sweep_table(t):
     ratios = [r["ratio"] for r in t["seeds"][0]["sweep_slimmed"]]
-    lines = ["| pruned at ratio | " + " | ".join(f"{r:.1f}" for r in ratios) + " |",
-             "|---|" + "---:|" * len(ratios)]
+    rows = []
     for key, field, label in (
         ("sweep_slimmed", "test_acc", "slimmed (b) pruned, acc %"),
         ("sweep_slimmed", "test_acc_betas_kept", "slimmed (b), gammas zeroed, betas kept, acc %"),
@@ -514,20 +286,16 @@ def sweep_table(t):
             else:
                 values = [s[key][k][field] for s in t["seeds"]]
             cells.append(pct(median(values)))
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([label] + cells)
+    return markdown_table(["pruned at ratio"] + [f"{r:.1f}" for r in ratios], rows)
 
 
 def main(argv=None):
     args = parse_args(argv)
     start = time.perf_counter()
-    info = machine_info()
-
-    def log(text):
-        print(text, flush=True)
+    info = _harness.machine_info()
 
     import logging
-
 
     # Every model is new, so its first fit traces; silence TF's retracing notes.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
@@ -562,34 +330,22 @@ def main(argv=None):
         f"FLOPs removed; test error {pct(PAPER['baseline_error'])}% -> "
         f"{pct(PAPER['pruned_error'])}%")
 
-    given = sys.argv[1:] if argv is None else list(argv)
-    command = shlex.join(["python", "benchmarks/slimming.py", *given])
-    result = {
-        "benchmark": "slimming",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-        "settings": {
-            "seeds": args.seeds,
-            "quick": args.quick,
-            "batch_size": BATCH_SIZE,
-            "optimizer": f"SGD(momentum={MOMENTUM}), CosineDecay from lr to 0 over each run",
-            "lr": LR,
-            "finetune_lr": FINETUNE_LR,
-            "batchnorm_momentum": BN_MOMENTUM,
-            "min_channels": MIN_CHANNELS,
-            "slimming": "network_slimming(passes=1, finetune_epochs=0, proximal=False), "
-                        "then fine-tuning with a fresh optimizer",
-            "macs": "keras_compress.analysis.summarize(model).totals.macs, per sample",
-            "accuracy": "test accuracy after the last epoch of each run",
-        },
-        "paper": PAPER,
-        "machine": info,
-        "elapsed_s": round(elapsed, 1),
-        "tasks": task_results,
+    settings = {
+        "seeds": args.seeds,
+        "quick": args.quick,
+        "batch_size": BATCH_SIZE,
+        "optimizer": f"SGD(momentum={MOMENTUM}), CosineDecay from lr to 0 over each run",
+        "lr": LR,
+        "finetune_lr": FINETUNE_LR,
+        "batchnorm_momentum": BN_MOMENTUM,
+        "min_channels": MIN_CHANNELS,
+        "slimming": "network_slimming(passes=1, finetune_epochs=0, proximal=False), "
+                    "then fine-tuning with a fresh optimizer",
+        "macs": "keras_compress.analysis.summarize(model).totals.macs, per sample",
+        "accuracy": "test accuracy after the last epoch of each run",
     }
-    write_results(args.output, result)
-    log(f"\nWrote {args.output} ({elapsed:.0f} s)")
-    return result
+    return _harness.write_report(args, _harness.report(
+        args, argv, settings, info, elapsed, paper=PAPER, tasks=task_results))
 
 
 if __name__ == "__main__":

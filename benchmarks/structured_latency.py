@@ -213,18 +213,11 @@ def measure(entries, args, log):
             for fmt, data in e["artifacts"].items():
                 runners[(e["variant"], fmt, threads)] = LiteRTModel(
                     data, num_threads=threads)
-        # Size the runs so each repeat times every runner for ~min_time s.
-        runs = {}
-        for key, runner in runners.items():
-            probe = runner.benchmark(num_runs=10, warmup=args.warmup)
-            estimate_s = max(probe["median_ms"], 1e-3) / 1e3
-            runs[key] = int(min(5000, max(args.runs, round(args.min_time / estimate_s))))
         start = time.perf_counter()
-        timings = _harness.litert_latency(runners, args.repeats, runs, args.warmup)
+        results.update(_harness.litert_latency(
+            runners, args.repeats, args.runs, args.warmup, min_time=args.min_time))
         log(f"  {threads} thread(s): {len(runners)} runners x {args.repeats} repeats "
             f"({time.perf_counter() - start:.0f} s)")
-        for key, timing in timings.items():
-            results[key] = {**timing, "runs_per_repeat": runs[key]}
     return results
 
 

@@ -15,3 +15,33 @@ def check_int(name, value, minimum):
             f"Received: {name}={value!r}"
         )
     return int(value)
+
+
+def check_optional_int(name, value, none_means=""):
+    """Returns `value` (an int or None), or raises unless it is one >= 1.
+
+    Args:
+        name: The argument's name, for the message.
+        value: Its value.
+        none_means: What None stands for, shown after it in the message
+            (e.g. `" (dynamic)"`). Defaults to nothing.
+    """
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, numbers.Integral)
+        or value < 1
+    ):
+        raise ValueError(
+            f"Expected `{name}` to be None{none_means} or a positive int. "
+            f"Received: {name}={value!r}"
+        )
+    return None if value is None else int(value)
+
+
+def check_choice(name, value, choices):
+    """Returns `value`, or raises if it is not one of `choices`."""
+    if value not in choices:
+        raise ValueError(
+            f"Expected `{name}` to be one of {list(choices)}. "
+            f"Received: {name}={value!r}"
+        )
+    return value

@@ -8,16 +8,13 @@ import numbers
 
 import numpy as np
 
+from keras_compress._checks import check_choice
+
 CRITERIA = ("max_prob", "entropy")
 
 
 def check_criterion(criterion):
-    if criterion not in CRITERIA:
-        raise ValueError(
-            f"Expected `criterion` to be one of {list(CRITERIA)}. "
-            f"Received: criterion={criterion!r}"
-        )
-    return criterion
+    return check_choice("criterion", criterion, CRITERIA)
 
 
 def check_thresholds(threshold, num_early, criterion):

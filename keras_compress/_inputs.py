@@ -4,6 +4,8 @@ import itertools
 
 import numpy as np
 
+from keras_compress._checks import check_optional_int
+
 
 def check_model(model, arg_name="model"):
     """Raises unless `model` is a built `keras.Model`."""
@@ -53,14 +55,7 @@ def tensor_specs(model, batch_size=None):
     """`tf.TensorSpec`s of the model inputs with the given batch size."""
     import tensorflow as tf
 
-    if batch_size is not None and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, int)
-        or batch_size < 1
-    ):
-        raise ValueError(
-            "Expected `batch_size` to be None (dynamic) or a positive int. "
-            f"Received: batch_size={batch_size!r}"
-        )
+    batch_size = check_optional_int("batch_size", batch_size, " (dynamic)")
     shapes, dtypes = input_shapes(model)
     names = _input_names(len(shapes))
     return [

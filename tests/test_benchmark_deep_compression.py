@@ -1,35 +1,18 @@
 """benchmarks/deep_compression.py runs (--quick, digits) and reports what it
 measured: sizes of real artifacts, ratios computed from them."""
 
-import importlib.util
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEERS = ("tensorflow_model_optimization", "tf_keras")
-MISSING = [name for name in PEERS if importlib.util.find_spec(name) is None]
+from bench_runner import needs_peers, run_benchmark_subprocess
 
 
+# A process of its own: importing tfmot sets TF_USE_LEGACY_KERAS=1, which
+# would make `tf.keras` tf_keras for every test after this one.
 @pytest.mark.slow
-@pytest.mark.skipif(
-    bool(MISSING),
-    reason=f"the Deep Compression benchmark needs {', '.join(MISSING)} (the "
-    "`bench` extra: pip install tensorflow-model-optimization tf_keras)",
-)
+@needs_peers
 def test_deep_compression_quick(tmp_path):
-    out = tmp_path / "deep_compression.json"
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "deep_compression.py"),
-         "--quick", "--tasks", "digits", "--output", str(out)],
-        capture_output=True, text=True, timeout=900,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
+    stdout, report = run_benchmark_subprocess(
+        "deep_compression", tmp_path / "deep_compression.json", "--tasks", "digits")
     assert list(report["sections"]) == ["pipeline", "binary"]
     net = report["sections"]["pipeline"]["nets"]["digits/mlp"]
     (run,) = net["runs"]
@@ -51,4 +34,4 @@ def test_deep_compression_quick(tmp_path):
     (b,) = binary["runs"]
     assert b["no_bias_micro_flash_bytes"] < b["no_bias_micro_flash_bytes_uncompressed"] / 5
     assert binary["ratio"] == pytest.approx(b["float32_bytes"] / b["no_bias_micro_flash_bytes"])
-    assert "Targets:" in result.stdout
+    assert "Targets:" in stdout

@@ -1,27 +1,16 @@
 """benchmarks/distillation.py runs (--quick, digits) and reports what it wrote."""
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_runner import run_benchmark
+
 VARIANTS = ["alone", "distilled_1", "distilled_3", "hints_1"]
 
 
 @pytest.mark.slow
-def test_distillation_quick(tmp_path):
-    out = tmp_path / "distillation.json"
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "distillation.py"),
-         "--quick", "--tasks", "digits", "--output", str(out)],
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
+def test_distillation_quick(tmp_path, capsys):
+    stdout, report = run_benchmark(capsys, "distillation", tmp_path / "distillation.json",
+                                   "--tasks", "digits")
     assert report["command"].startswith("python benchmarks/distillation.py")
     assert report["settings"]["quick"] is True
     assert list(report["sections"]) == ["distillation", "architecture"]
@@ -48,4 +37,4 @@ def test_distillation_quick(tmp_path):
         assert rows[key]["params"] < standard["params"] / 5
         assert rows[key]["macs"] < standard["macs"] / 5
         assert rows[key]["latency_ms"]["median"] > 0
-    assert "Wrote" in result.stdout
+    assert "Wrote" in stdout

@@ -1,27 +1,16 @@
 """benchmarks/dynamic.py runs (--quick, digits) and reports what it wrote."""
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_runner import run_benchmark
+
 WIDTHS = ["0.25", "0.5", "0.75", "1.0"]
 
 
 @pytest.mark.slow
-def test_dynamic_quick(tmp_path):
-    out = tmp_path / "dynamic.json"
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "dynamic.py"),
-         "--quick", "--tasks", "digits", "--output", str(out)],
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
+def test_dynamic_quick(tmp_path, capsys):
+    stdout, report = run_benchmark(capsys, "dynamic", tmp_path / "dynamic.json",
+                                   "--tasks", "digits")
     assert report["command"].startswith("python benchmarks/dynamic.py")
     assert report["settings"]["quick"] is True
     assert list(report["sections"]) == ["early_exit", "slimmable"]
@@ -46,4 +35,4 @@ def test_dynamic_quick(tmp_path):
     for w in WIDTHS:
         # The exported plain model computes what the slimmable one does.
         assert slim[w]["export_max_abs_diff"]["median"] < 1e-5
-    assert "Wrote" in result.stdout
+    assert "Wrote" in stdout

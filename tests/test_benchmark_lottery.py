@@ -1,26 +1,13 @@
 """benchmarks/lottery_ticket.py runs (--quick) and reports what it wrote."""
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_runner import run_benchmark
 
 
 @pytest.mark.slow
-def test_lottery_ticket_quick(tmp_path):
-    out = tmp_path / "lottery_ticket.json"
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "lottery_ticket.py"),
-         "--quick", "--output", str(out)],
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
+def test_lottery_ticket_quick(tmp_path, capsys):
+    stdout, report = run_benchmark(capsys, "lottery_ticket", tmp_path / "lottery_ticket.json")
     assert report["command"].startswith("python benchmarks/lottery_ticket.py")
     rows = {row["variant"]: row for row in report["rows"]}
     assert list(rows) == ["dense", "ticket_r3", "ticket_r7", "ticket_r11",
@@ -43,5 +30,5 @@ def test_lottery_ticket_quick(tmp_path):
     assert seed["masks_nested"]
     assert len(report["claims"]) == 10
     assert all(c["detail"] for c in report["claims"])
-    assert "PASS" in result.stdout or "FAIL" in result.stdout
-    assert "Wrote" in result.stdout
+    assert "PASS" in stdout or "FAIL" in stdout
+    assert "Wrote" in stdout

@@ -1,34 +1,17 @@
 """benchmarks/pruning_vs_tfmot.py runs (with --quick) and reports every arm."""
 
-import importlib.util
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEERS = ("tensorflow_model_optimization", "tf_keras")
-MISSING = [name for name in PEERS if importlib.util.find_spec(name) is None]
+from bench_runner import needs_peers, run_benchmark_subprocess
 
 
+# A process of its own: importing tfmot sets TF_USE_LEGACY_KERAS=1, which
+# would make `tf.keras` tf_keras for every test after this one.
 @pytest.mark.slow
-@pytest.mark.skipif(
-    bool(MISSING),
-    reason=f"the pruning benchmark needs {', '.join(MISSING)} (the `bench` "
-    "extra: pip install tensorflow-model-optimization tf_keras)",
-)
+@needs_peers
 def test_pruning_vs_tfmot_quick(tmp_path):
-    out = tmp_path / "pruning_vs_tfmot.json"
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "pruning_vs_tfmot.py"),
-         "--quick", "--output", str(out)],
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
+    stdout, report = run_benchmark_subprocess(
+        "pruning_vs_tfmot", tmp_path / "pruning_vs_tfmot.json")
     assert report["settings"]["quick"] is True
     sparsities = report["settings"]["sparsities"]
     assert sorted(report["tasks"]) == ["digits", "mnist1d"]
@@ -53,4 +36,4 @@ def test_pruning_vs_tfmot_quick(tmp_path):
                 "ours_minus_tfmot_accuracy_points", "ours_minus_dense_accuracy_points",
             }
     assert report["targets"] and all(isinstance(t["pass"], bool) for t in report["targets"])
-    assert "| arm" in result.stdout and "Wrote" in result.stdout
+    assert "| arm" in stdout and "Wrote" in stdout

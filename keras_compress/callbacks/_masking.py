@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_compress._checks import check_choice
 from keras_compress.pruning import granularity as granularity_lib
 from keras_compress.pruning import masking
 from keras_compress.weights import select_weights, strategy_scope
@@ -11,11 +12,7 @@ _SCOPES = ("layer", "global")
 
 
 def check_scope(scope):
-    if scope not in _SCOPES:
-        raise ValueError(
-            f"Expected `scope` to be one of {_SCOPES}. Received: scope={scope!r}"
-        )
-    return scope
+    return check_choice("scope", scope, _SCOPES)
 
 
 def check_rewind_step(rewind_step):

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_compress._checks import check_choice
 from keras_compress._checks import check_int
 from keras_compress.clustering import _kmeans
 from keras_compress.clustering.cluster_constraint import (
@@ -37,11 +38,7 @@ def check_arguments(clusters, per_channel, init, preserve_sparsity,
                     centroid_update, seed):
     """Validates the clustering arguments; returns `clusters` as an int."""
     clusters = check_int("clusters", clusters, 2)
-    if init not in _kmeans.INITS:
-        raise ValueError(
-            f"Expected `init` to be one of {_kmeans.INITS}. Received: "
-            f"init={init!r}"
-        )
+    check_choice("init", init, _kmeans.INITS)
     for name, value in (("per_channel", per_channel),
                         ("preserve_sparsity", preserve_sparsity)):
         if not isinstance(value, bool):

@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 from keras.src.saving.keras_saveable import KerasSaveable
 
+from keras_compress._checks import check_choice
 from keras_compress._checks import check_int
 from keras_compress.weights import copy_constraint
 
@@ -14,12 +15,7 @@ CENTROID_UPDATES = ("mean", "sum")
 
 
 def check_centroid_update(value):
-    if value not in CENTROID_UPDATES:
-        raise ValueError(
-            f"Expected `centroid_update` to be one of {CENTROID_UPDATES}. "
-            f"Received: centroid_update={value!r}"
-        )
-    return value
+    return check_choice("centroid_update", value, CENTROID_UPDATES)
 
 
 def normalize_axes(channel_axes, ndim):

@@ -8,6 +8,7 @@ import tempfile
 import numpy as np
 
 from keras_compress import _io
+from keras_compress._checks import check_optional_int
 from keras_compress import _exit_rule
 from keras_compress import _verify
 from keras_compress.early_exit import _graph
@@ -88,13 +89,7 @@ def export_early_exit(
                 f"Received: representative_data of type "
                 f"{type(representative_data).__name__}"
             )
-    if batch_size is not None and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-    ):
-        raise ValueError(
-            "Expected `batch_size` to be None (dynamic) or a positive int. "
-            f"Received: batch_size={batch_size!r}"
-        )
+    batch_size = check_optional_int("batch_size", batch_size, " (dynamic)")
     if not isinstance(overwrite, bool):
         raise TypeError(f"Expected `overwrite` to be a bool. Received: overwrite={overwrite!r}")
     out_dir = _io.check_output_dir(out_dir)

@@ -6,6 +6,7 @@ import numbers
 import keras
 import numpy as np
 
+from keras_compress._checks import check_choice
 from keras_compress._checks import check_int
 from keras_compress.graph import rebuild
 from keras_compress.pruning.channel_report import ChannelReport
@@ -38,10 +39,7 @@ def _check_args(ratio, threshold, scope, min_channels, round_to, criterion):
         raise ValueError(
             f"Expected `threshold` to be a number. Received: threshold={threshold!r}"
         )
-    if scope not in _SCOPES:
-        raise ValueError(
-            f"Expected `scope` to be one of {_SCOPES}. Received: scope={scope!r}"
-        )
+    check_choice("scope", scope, _SCOPES)
     if min_channels is not None:
         check_int("min_channels", min_channels, 1)
     check_int("round_to", round_to, 1)

@@ -5,6 +5,8 @@ import time
 import numpy as np
 
 from keras_compress import _tflite
+from keras_compress._checks import check_int
+from keras_compress._checks import check_optional_int
 from keras_compress.runtime import _common
 
 _DEFAULT_BATCH = 256
@@ -42,14 +44,7 @@ class LiteRTModel:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         self._data, self._flatbuffer = _tflite.load_model_bytes(model, "model")
-        if num_threads is not None and (
-            isinstance(num_threads, bool) or not isinstance(num_threads, int)
-            or num_threads < 1
-        ):
-            raise ValueError(
-                "Expected `num_threads` to be None or a positive int. "
-                f"Received: num_threads={num_threads!r}"
-            )
+        num_threads = check_optional_int("num_threads", num_threads)
         resolvers = {
             "xnnpack": OpResolverType.AUTO,
             "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
@@ -162,14 +157,8 @@ class LiteRTModel:
             A dict with `median_ms`, `p90_ms`, `mean_ms`, `min_ms`, `runs`,
             `batch_size` and `num_threads`.
         """
-        if not isinstance(num_runs, int) or num_runs < 1:
-            raise ValueError(
-                f"Expected `num_runs` to be a positive int. Received: num_runs={num_runs!r}"
-            )
-        if not isinstance(warmup, int) or warmup < 0:
-            raise ValueError(
-                f"Expected `warmup` to be an int >= 0. Received: warmup={warmup!r}"
-            )
+        num_runs = check_int("num_runs", num_runs, 1)
+        warmup = check_int("warmup", warmup, 0)
         if self.dynamic_batch:
             self._resize(batch_size)
         rng = np.random.default_rng(seed)

@@ -9,6 +9,8 @@ import numpy as np
 
 from keras_compress import _tflite
 from keras_compress import _arena
+from keras_compress._checks import check_int
+from keras_compress._checks import check_optional_int
 from keras_compress.runtime import _common
 
 _ALIGN = 16
@@ -46,20 +48,9 @@ class MicroModel:
 
     def __init__(self, model, arena_size=None, alt_decompression_memory_size=0):
         self._data, flatbuffer = _tflite.load_model_bytes(model, "model")
-        if arena_size is not None and (
-            isinstance(arena_size, bool) or not isinstance(arena_size, int)
-            or arena_size < 1
-        ):
-            raise ValueError(
-                "Expected `arena_size` to be None or a positive int. "
-                f"Received: arena_size={arena_size!r}"
-            )
-        alt = alt_decompression_memory_size
-        if isinstance(alt, bool) or not isinstance(alt, int) or alt < 0:
-            raise ValueError(
-                "Expected `alt_decompression_memory_size` to be an int >= 0. "
-                f"Received: alt_decompression_memory_size={alt!r}"
-            )
+        arena_size = check_optional_int("arena_size", arena_size)
+        alt = check_int("alt_decompression_memory_size",
+                        alt_decompression_memory_size, 0)
         self.alt_decompression_memory_size = alt
         self.ops = op_names(flatbuffer)
         if arena_size is None:
