@@ -18,7 +18,8 @@ def check_int(name, value, minimum):
 
 
 def check_optional_int(name, value, none_means=""):
-    """Returns `value` (an int or None), or raises unless it is one >= 1.
+    """Returns `value` as an int (None stays None), or raises unless it is
+    None or an integer >= 1.
 
     Args:
         name: The argument's name, for the message.
