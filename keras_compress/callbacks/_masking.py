@@ -4,6 +4,8 @@ import keras
 from keras import ops
 
 from keras_compress._checks import check_choice
+from keras_compress._constraints import check_backend
+from keras_compress._constraints import check_fit_model
 from keras_compress.pruning import granularity as granularity_lib
 from keras_compress.pruning import masking
 from keras_compress.weights import select_weights, strategy_scope
@@ -71,26 +73,8 @@ class PruningCallback(keras.callbacks.Callback):
         super().set_model(model)
         if self._attached_to is model:
             return
-        if keras.backend.backend() == "jax":
-            raise ValueError(
-                f"{type(self).__name__} updates masks inside the train step "
-                "through variable constraints, which the JAX backend runs "
-                "statelessly. Expected the tensorflow or torch backend. "
-                "Received: backend='jax'"
-            )
-        if getattr(model, "optimizer", None) is None:
-            raise ValueError(
-                f"Expected a compiled model for {type(self).__name__}. "
-                f"Received: model '{model.name}' without an optimizer"
-            )
-        if not model.built:
-            raise ValueError(
-                f"Expected a built model: {type(self).__name__} attaches masks "
-                "before the train step is traced, and model "
-                f"'{model.name}' has not created its weights yet. Call it "
-                "once on a batch (`model(x[:1])`) or `model.build(input_shape)`"
-                " before `fit`."
-            )
+        check_backend(type(self).__name__, "masks")
+        check_fit_model(model, type(self).__name__, "attaches masks")
         items = select_weights(
             model, self.layers, self.skip_first, self.skip_last
         )

@@ -2,9 +2,10 @@
 
 import keras
 
+from keras_compress._constraints import check_backend
+from keras_compress._constraints import check_fit_model
 from keras_compress.clustering.cluster import (
     check_arguments,
-    check_backend,
     check_not_pruning,
     cluster_weights,
     distinct_values,
@@ -96,20 +97,8 @@ class WeightClustering(keras.callbacks.Callback):
         super().set_model(model)
         if self._attached_to is model:
             return
-        check_backend(type(self).__name__)
-        if getattr(model, "optimizer", None) is None:
-            raise ValueError(
-                f"Expected a compiled model for {type(self).__name__}. "
-                f"Received: model '{model.name}' without an optimizer"
-            )
-        if not model.built:
-            raise ValueError(
-                f"Expected a built model: {type(self).__name__} clusters "
-                "weights before the train step is traced, and model "
-                f"'{model.name}' has not created its weights yet. Call it "
-                "once on a batch (`model(x[:1])`) or `model.build(input_shape)`"
-                " before `fit`."
-            )
+        check_backend(type(self).__name__, "centroids")
+        check_fit_model(model, type(self).__name__, "clusters weights")
         cluster_weights(
             model,
             clusters=self.clusters,

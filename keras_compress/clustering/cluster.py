@@ -9,6 +9,8 @@ from keras import ops
 
 from keras_compress._checks import check_choice
 from keras_compress._checks import check_int
+from keras_compress._constraints import check_backend
+from keras_compress._constraints import set_constraints
 from keras_compress.clustering import _kmeans
 from keras_compress.clustering.cluster_constraint import (
     ClusterWeights,
@@ -22,16 +24,6 @@ _L = keras.layers
 _DEPTHWISE = (_L.DepthwiseConv1D, _L.DepthwiseConv2D)
 _SEPARABLE = (_L.SeparableConv1D, _L.SeparableConv2D)
 _TRANSPOSE = (_L.Conv1DTranspose, _L.Conv2DTranspose, _L.Conv3DTranspose)
-
-
-def check_backend(caller):
-    if keras.backend.backend() == "jax":
-        raise ValueError(
-            f"{caller} updates centroids inside the train step through "
-            "variable constraints, which the JAX backend runs statelessly. "
-            "Expected the tensorflow or torch backend. Received: "
-            "backend='jax'"
-        )
 
 
 def check_arguments(clusters, per_channel, init, preserve_sparsity,
@@ -282,7 +274,7 @@ def cluster_weights(
         Networks with Pruning, Trained Quantization and Huffman Coding",
         ICLR 2016.
     """
-    check_backend("cluster_weights")
+    check_backend("cluster_weights", "centroids")
     clusters = check_arguments(clusters, per_channel, init, preserve_sparsity,
                                centroid_update, seed)
     items = select_weights(model, layers, skip_first, skip_last)
@@ -321,11 +313,7 @@ def cluster_weights(
             constraints.append(cw)
     for (item, _), cw in zip(todo, constraints):
         item.variable.assign(cw.shared_values())
-        item.variable.constraint = cw
-        if item.constraint_attr is not None:
-            setattr(item.layer, item.constraint_attr, cw)
-    # A cached train step was traced without these constraints.
-    model.train_function = None
+    set_constraints(model, [(item, cw) for (item, _), cw in zip(todo, constraints)])
     return model
 
 
@@ -396,10 +384,8 @@ def strip_clustering(model):
     >>> model.fit(x, y, epochs=3)  # doctest: +SKIP
     >>> strip_clustering(model).save("clustered.keras")  # doctest: +SKIP
     """
-    for item, cw in clustered_weights(model):
+    clustered = clustered_weights(model)
+    for item, cw in clustered:
         item.variable.assign(cw.shared_values())
-        item.variable.constraint = cw.constraint
-        if item.constraint_attr is not None:
-            setattr(item.layer, item.constraint_attr, cw.constraint)
-    model.train_function = None
+    set_constraints(model, [(item, cw.constraint) for item, cw in clustered])
     return model

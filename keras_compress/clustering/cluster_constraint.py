@@ -5,10 +5,10 @@ import math
 import keras
 import numpy as np
 from keras import ops
-from keras.src.saving.keras_saveable import KerasSaveable
 
 from keras_compress._checks import check_choice
 from keras_compress._checks import check_int
+from keras_compress._stateful_constraint import StatefulConstraint
 from keras_compress.weights import copy_constraint
 
 CENTROID_UPDATES = ("mean", "sum")
@@ -27,7 +27,7 @@ def normalize_axes(channel_axes, ndim):
 
 
 @keras.saving.register_keras_serializable(package="keras_compress")
-class ClusterWeights(keras.constraints.Constraint, KerasSaveable):
+class ClusterWeights(StatefulConstraint):
     """Constraint that keeps a weight at `clusters` shared values.
 
     Weight sharing ("Deep Compression"): every entry of the weight belongs
@@ -103,24 +103,6 @@ class ClusterWeights(keras.constraints.Constraint, KerasSaveable):
         self.indices = None
         self.pinned = None
 
-    def _obj_type(self):
-        # As for PruningMask: a type Keras's saver walks without skipping.
-        return "Feature"
-
-    def __reduce__(self):
-        return (type(self).from_config, (self.get_config(),))
-
-    @staticmethod
-    def _new_variable(name, value, dtype):
-        return keras.Variable(
-            value,
-            dtype=dtype,
-            trainable=False,
-            name=name,
-            synchronization="on_read",
-            aggregation="only_first_replica",
-        )
-
     def table_shape(self, weight_shape):
         """Shape of the centroids for a weight of `weight_shape`."""
         axes = normalize_axes(self.channel_axes, len(weight_shape))
@@ -168,7 +150,7 @@ class ClusterWeights(keras.constraints.Constraint, KerasSaveable):
         for key, (value, dtype) in values.items():
             current = getattr(self, key)
             if current is None:
-                setattr(self, key, self._new_variable(
+                setattr(self, key, self.new_variable(
                     f"{prefix}_cluster_{key}", value, dtype))
             else:
                 current.assign(value)
@@ -282,7 +264,7 @@ class ClusterWeights(keras.constraints.Constraint, KerasSaveable):
             value = store[key][...]
             current = getattr(self, key)
             if current is None:
-                setattr(self, key, self._new_variable(
+                setattr(self, key, self.new_variable(
                     f"cluster_{key}", value, value.dtype))
             elif tuple(current.shape) != tuple(value.shape):
                 raise ValueError(

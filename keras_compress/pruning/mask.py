@@ -2,13 +2,13 @@
 
 import keras
 from keras import ops
-from keras.src.saving.keras_saveable import KerasSaveable
 
+from keras_compress._stateful_constraint import StatefulConstraint
 from keras_compress.weights import copy_constraint
 
 
 @keras.saving.register_keras_serializable(package="keras_compress")
-class PruningMask(keras.constraints.Constraint, KerasSaveable):
+class PruningMask(StatefulConstraint):
     """Constraint that keeps the pruned entries of a weight at zero.
 
     Keras applies a variable's constraint right after every optimizer
@@ -35,34 +35,11 @@ class PruningMask(keras.constraints.Constraint, KerasSaveable):
         # returns the value to mask and may update `self.mask` in-graph.
         self.hook = None
 
-    def _obj_type(self):
-        # Keras's saver only knows a fixed list of object types (it uses the
-        # type to skip attributes while walking); "Feature", a plain object
-        # of keras.utils.FeatureSpace, skips none of ours.
-        return "Feature"
-
-    def __reduce__(self):
-        # KerasSaveable pickles whole models; a constraint pickles its config.
-        return (type(self).from_config, (self.get_config(),))
-
-    def _new_variable(self, name, value, dtype):
-        return keras.Variable(
-            value,
-            dtype=dtype,
-            trainable=False,
-            name=name,
-            # Every replica computes the same mask from the same weights;
-            # on-read variables update their local copy without a
-            # cross-replica sync (which TensorFlow forbids inside a cond).
-            synchronization="on_read",
-            aggregation="only_first_replica",
-        )
-
     def build(self, weight):
         """Creates an all-ones mask shaped like `weight` (once)."""
         if self.mask is None:
             name = weight.path.replace("/", "_") + "_mask"
-            self.mask = self._new_variable(
+            self.mask = self.new_variable(
                 name, ops.ones(weight.shape, weight.dtype), weight.dtype
             )
 
@@ -72,7 +49,7 @@ class PruningMask(keras.constraints.Constraint, KerasSaveable):
             name = weight.path.replace("/", "_") + "_snapshot"
             # A copy: a variable made from another's value aliases it.
             value = ops.convert_to_numpy(weight).copy()
-            self.snapshot = self._new_variable(name, value, weight.dtype)
+            self.snapshot = self.new_variable(name, value, weight.dtype)
 
     def copy_for(self, weight):
         """An equivalent `PruningMask` for `weight` (same shape), state copied.
@@ -92,7 +69,7 @@ class PruningMask(keras.constraints.Constraint, KerasSaveable):
             if value is not None:
                 name = weight.path.replace("/", "_") + f"_{key}"
                 array = ops.convert_to_numpy(value).copy()
-                setattr(copy, key, copy._new_variable(name, array, value.dtype))
+                setattr(copy, key, copy.new_variable(name, array, value.dtype))
         return copy
 
     def __call__(self, w):
@@ -130,7 +107,7 @@ class PruningMask(keras.constraints.Constraint, KerasSaveable):
             current = getattr(self, key)
             if current is None:
                 name = f"pruning_{key}"
-                setattr(self, key, self._new_variable(name, value, value.dtype))
+                setattr(self, key, self.new_variable(name, value, value.dtype))
             elif tuple(current.shape) != tuple(value.shape):
                 raise ValueError(
                     f"Expected a saved pruning {key} of shape "

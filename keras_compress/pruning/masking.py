@@ -3,6 +3,7 @@
 import numpy as np
 from keras import ops
 
+from keras_compress._constraints import set_constraints
 from keras_compress.pruning.mask import PruningMask
 from keras_compress.weights import prunable_weights, strategy_scope, weight_key
 
@@ -21,12 +22,7 @@ def attach(model, items):
                 pm = PruningMask(pm)
             pm.build(item.variable)
             masks.append(pm)
-    for item, pm in zip(items, masks):
-        item.variable.constraint = pm
-        if item.constraint_attr is not None:
-            setattr(item.layer, item.constraint_attr, pm)
-    # A cached train step was traced without these constraints.
-    model.train_function = None
+    set_constraints(model, zip(items, masks))
     return masks
 
 
@@ -105,10 +101,8 @@ def strip_pruning(model):
     >>> model.fit(x, y, callbacks=[MagnitudePruning(0.8)])  # doctest: +SKIP
     >>> strip_pruning(model).save("sparse.keras")  # doctest: +SKIP
     """
-    for item, pm in masked_weights(model):
+    masked = masked_weights(model)
+    for item, pm in masked:
         item.variable.assign(item.variable * ops.cast(pm.mask, item.variable.dtype))
-        item.variable.constraint = pm.constraint
-        if item.constraint_attr is not None:
-            setattr(item.layer, item.constraint_attr, pm.constraint)
-    model.train_function = None
+    set_constraints(model, [(item, pm.constraint) for item, pm in masked])
     return model

@@ -1,0 +1,60 @@
+"""Putting constraints on a model's weights (pruning masks, clusters)."""
+
+import keras
+
+
+def set_constraints(model, pairs):
+    """Gives weights new constraints, where Keras applies and saves them.
+
+    Each variable gets its constraint, and so does the layer attribute that
+    goes into the layer's config (`kernel_constraint`, ...); the model's
+    cached train step, traced with the old constraints, is dropped.
+
+    Args:
+        model: The model owning the weights.
+        pairs: `(PrunableWeight, constraint or None)` pairs.
+    """
+    for item, constraint in pairs:
+        item.variable.constraint = constraint
+        if item.constraint_attr is not None:
+            setattr(item.layer, item.constraint_attr, constraint)
+    model.train_function = None
+
+
+def check_backend(caller, what):
+    """Raises on JAX, whose train step runs variable constraints statelessly.
+
+    Args:
+        caller: Who asks, for the message (`"cluster_weights"`, a callback's
+            class name).
+        what: What its constraints update (`"masks"`, `"centroids"`).
+    """
+    if keras.backend.backend() == "jax":
+        raise ValueError(
+            f"{caller} updates {what} inside the train step through variable "
+            "constraints, which the JAX backend runs statelessly. Expected "
+            "the tensorflow or torch backend. Received: backend='jax'"
+        )
+
+
+def check_fit_model(model, caller, action):
+    """Raises unless `model` is compiled and built, ready for a callback.
+
+    Args:
+        model: The model the callback got.
+        caller: The callback's class name.
+        action: What the callback does before the train step is traced
+            (`"attaches masks"`, `"clusters weights"`).
+    """
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError(
+            f"Expected a compiled model for {caller}. "
+            f"Received: model '{model.name}' without an optimizer"
+        )
+    if not model.built:
+        raise ValueError(
+            f"Expected a built model: {caller} {action} before the train "
+            f"step is traced, and model '{model.name}' has not created its "
+            "weights yet. Call it once on a batch (`model(x[:1])`) or "
+            "`model.build(input_shape)` before `fit`."
+        )
