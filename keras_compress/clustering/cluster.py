@@ -1,191 +1,22 @@
 """Cluster a model's weights, read the clusters, and strip the constraints."""
 
-import math
-import numbers
-
 import keras
 import numpy as np
 from keras import ops
 
-from keras_compress._checks import check_choice
-from keras_compress._checks import check_int
 from keras_compress._constraints import check_backend
 from keras_compress._constraints import set_constraints
-from keras_compress.clustering import _kmeans
-from keras_compress.clustering.cluster_constraint import (
-    ClusterWeights,
-    check_centroid_update,
-    normalize_axes,
-)
-from keras_compress.pruning.mask import PruningMask
+from keras_compress.clustering._plan import check_arguments
+# check_not_pruning and distinct_values: for keras_compress.callbacks.
+from keras_compress.clustering._plan import check_not_pruning  # noqa: F401
+from keras_compress.clustering._plan import describe
+from keras_compress.clustering._plan import plan
+from keras_compress.clustering._weight_values import cluster_one
+from keras_compress.clustering._weight_values import distinct_values  # noqa: F401
+from keras_compress.clustering._weight_values import projected
+from keras_compress.clustering.cluster_constraint import ClusterWeights
+from keras_compress.clustering.cluster_constraint import normalize_axes
 from keras_compress.weights import prunable_weights, select_weights, strategy_scope, weight_key
-
-_L = keras.layers
-_DEPTHWISE = (_L.DepthwiseConv1D, _L.DepthwiseConv2D)
-_SEPARABLE = (_L.SeparableConv1D, _L.SeparableConv2D)
-_TRANSPOSE = (_L.Conv1DTranspose, _L.Conv2DTranspose, _L.Conv3DTranspose)
-
-
-def check_arguments(clusters, per_channel, init, preserve_sparsity,
-                    centroid_update, seed):
-    """Validates the clustering arguments; returns `clusters` as an int."""
-    clusters = check_int("clusters", clusters, 2)
-    check_choice("init", init, _kmeans.INITS)
-    for name, value in (("per_channel", per_channel),
-                        ("preserve_sparsity", preserve_sparsity)):
-        if not isinstance(value, bool):
-            raise TypeError(
-                f"Expected `{name}` to be a bool. Received: {name}={value!r}"
-            )
-    check_centroid_update(centroid_update)
-    if seed is not None and (isinstance(seed, bool)
-                             or not isinstance(seed, numbers.Integral)
-                             or seed < 0):
-        raise ValueError(
-            "Expected `seed` to be None or an integer >= 0. Received: "
-            f"seed={seed!r}"
-        )
-    return clusters
-
-
-def channel_axes(item):
-    """The axes that index an output channel of a clusterable weight.
-
-    The last axis for Dense, Conv and most kernels; the output axis (-2)
-    of transposed convolutions; both last axes of depthwise kernels
-    `(..., in, multiplier)`, whose channel `i * multiplier + m` is the one
-    TFLite's per-channel quantization sees.
-    """
-    layer = item.layer
-    if isinstance(layer, _DEPTHWISE) or (
-        isinstance(layer, _SEPARABLE) and item.variable is layer.depthwise_kernel
-    ):
-        return (-2, -1)
-    if isinstance(layer, _TRANSPOSE):
-        return (-2,)
-    return (-1,)
-
-
-def _describe(item):
-    return (f"layer '{item.layer.name}' weight "
-            f"'{item.variable.path.split('/')[-1]}'")
-
-
-def _projected(constraint, variable):
-    """The weight after its existing constraint (masks applied), as NumPy."""
-    if constraint is None:
-        return ops.convert_to_numpy(variable)
-    if isinstance(constraint, PruningMask):
-        # Not through `__call__`: a pruning callback's hook would update
-        # the mask.
-        value = _projected(constraint.constraint, variable)
-        if constraint.mask is not None:
-            value = value * ops.convert_to_numpy(constraint.mask)
-        return value
-    return ops.convert_to_numpy(constraint(ops.convert_to_tensor(variable)))
-
-
-def _to_channels(value, axes):
-    """`value` as `(channels, entries)` and the inverse of that reshape."""
-    ndim = value.ndim
-    perm = list(axes) + [d for d in range(ndim) if d not in axes]
-    moved = value.transpose(perm)
-    matrix = moved.reshape(math.prod(value.shape[a] for a in axes), -1)
-    inverse = np.argsort(perm)
-
-    def back(x):
-        return x.reshape(moved.shape).transpose(inverse)
-
-    return matrix, back
-
-
-def _cluster_one(value, clusters, axes, init, rng, pin_zero):
-    """Centroid table, indices and pinned flags of one weight (NumPy)."""
-    if axes is None:
-        table, indices, pinned = _kmeans.cluster_values(
-            value, clusters, init, rng, pin_zero)
-        return table, indices.reshape(value.shape), pinned
-    matrix, back = _to_channels(value, axes)
-    tables, indices, pinned = [], [], []
-    for row in matrix:
-        t, i, p = _kmeans.cluster_values(row, clusters, init, rng, pin_zero)
-        tables.append(t)
-        indices.append(i)
-        pinned.append(p)
-    return np.stack(tables), back(np.stack(indices)), np.stack(pinned)
-
-
-def check_not_pruning(item, constraint):
-    """Raises if a pruning mask of `item` still changes or wraps clusters."""
-    if not isinstance(constraint, PruningMask):
-        return
-    if isinstance(constraint.constraint, ClusterWeights):
-        raise ValueError(
-            f"Expected {_describe(item)} to be pruned before it is clustered."
-            " Received: a PruningMask around its ClusterWeights (pruning "
-            "attached after clustering moves the masked entries' clusters). "
-            "Prune first (a fit with MagnitudePruning), then cluster."
-        )
-    if constraint.hook is not None:
-        raise ValueError(
-            f"Expected the pruning of {_describe(item)} to be finished "
-            "before it is clustered. Received: a PruningMask that a pruning "
-            "callback still updates (both callbacks in one fit). Prune "
-            "first (a fit with MagnitudePruning), then cluster."
-        )
-
-
-def _plan(item, clusters, per_channel, preserve_sparsity):
-    """Checks one weight; returns its channel axes, or "keep" if clustered."""
-    variable = item.variable
-    shape = tuple(variable.shape)
-    axes = normalize_axes(channel_axes(item), len(shape)) if per_channel else None
-    current = variable.constraint
-    if isinstance(current, ClusterWeights) and current.built:
-        same = (current.clusters == clusters
-                and normalize_axes(current.channel_axes, len(shape)) == axes)
-        if not same:
-            raise ValueError(
-                f"Expected {_describe(item)}, already clustered with "
-                f"clusters={current.clusters} "
-                f"({'per channel' if current.channel_axes else 'per tensor'}),"
-                f" to match the request. Received: clusters={clusters}, "
-                f"per_channel={per_channel}. Call strip_clustering(model) "
-                "first to cluster it again."
-            )
-        return "keep"
-    if isinstance(current, ClusterWeights):
-        # Built from a config without state (e.g. clone_model): start over.
-        current = current.constraint
-    check_not_pruning(item, current)
-    if (not preserve_sparsity and isinstance(current, PruningMask)
-            and current.mask is not None):
-        raise ValueError(
-            f"Expected preserve_sparsity=True for {_describe(item)}, which "
-            "is pruned (it has a PruningMask, whose zeros must stay zero). "
-            "Call keras_compress.pruning.strip_pruning(model) first to "
-            "cluster its zeros with the other values. Received: "
-            "preserve_sparsity=False"
-        )
-    size = math.prod(shape)
-    if axes is None:
-        if clusters > size:
-            raise ValueError(
-                f"Expected at most {size} clusters for {_describe(item)} "
-                f"of shape {shape} ({size} entries). Received: "
-                f"clusters={clusters}"
-            )
-    else:
-        channels = math.prod(shape[a] for a in axes)
-        per = size // channels
-        if clusters > per:
-            raise ValueError(
-                f"Expected at most {per} clusters per channel for "
-                f"{_describe(item)} of shape {shape} ({channels} channels "
-                f"of {per} entries). Received: clusters={clusters}, "
-                "per_channel=True"
-            )
-    return axes
 
 
 def cluster_weights(
@@ -281,10 +112,10 @@ def cluster_weights(
     for item in items:
         if not np.issubdtype(np.dtype(item.variable.dtype), np.floating):
             raise TypeError(
-                f"Expected a floating-point {_describe(item)}. Received: "
+                f"Expected a floating-point {describe(item)}. Received: "
                 f"dtype {item.variable.dtype}"
             )
-    plans = [(item, _plan(item, clusters, per_channel, preserve_sparsity))
+    plans = [(item, plan(item, clusters, per_channel, preserve_sparsity))
              for item in items]
     todo = [(item, axes) for item, axes in plans if axes != "keep"]
     rng = None if seed is None else np.random.RandomState(seed)
@@ -294,8 +125,8 @@ def cluster_weights(
         inner = item.variable.constraint
         if isinstance(inner, ClusterWeights):
             inner = inner.constraint
-        value = _projected(inner, item.variable)
-        results.append((inner, *_cluster_one(
+        value = projected(inner, item.variable)
+        results.append((inner, *cluster_one(
             value, clusters, axes, init, rng, preserve_sparsity)))
         if bar is not None:
             bar.update(n)
@@ -350,19 +181,6 @@ def get_clusters(model):
             "channel_axes": normalize_axes(cw.channel_axes, len(shape)),
         }
     return result
-
-
-def distinct_values(value, channel_axes=None):
-    """Most distinct values in `value` (per channel: in any one channel)."""
-    value = np.asarray(value)
-    axes = normalize_axes(channel_axes, value.ndim)
-    if axes is None:
-        matrix = value.reshape(1, -1)
-    else:
-        matrix, _ = _to_channels(value, axes)
-    ordered = np.sort(matrix, axis=1)
-    counts = 1 + (np.diff(ordered, axis=1) != 0).sum(axis=1)
-    return int(counts.max())
 
 
 def strip_clustering(model):
