@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from keras_compress.factorization.factorization_report import FactorizationReport
 from keras_compress.graph import check_graph_model
 
 
@@ -57,6 +58,27 @@ def count_params(obj):
         seen.add(id(w))
         total += int(np.prod(w.shape))
     return total
+
+
+def finish(model, new_model, method, rows, return_report):
+    """`new_model`, or `(new_model, FactorizationReport)` with `return_report`.
+
+    Args:
+        model: The model given to the converter.
+        new_model: The converted model.
+        method: The report's `method` (`"low_rank"`, ...).
+        rows: The report's per-layer rows.
+        return_report: Whether to return the report too.
+    """
+    if not return_report:
+        return new_model
+    report = FactorizationReport(
+        method=method,
+        layers=rows,
+        params_before=count_params(model),
+        params_after=count_params(new_model),
+    )
+    return new_model, report
 
 
 def build_input_shape(layer):

@@ -11,12 +11,10 @@ from keras_compress.factorization._common import build_input_shape
 from keras_compress.factorization._common import check_layer_names
 from keras_compress.factorization._common import check_model
 from keras_compress.factorization._common import count_params
+from keras_compress.factorization._common import finish
 from keras_compress.factorization._separable_fit import assign
 from keras_compress.factorization._separable_fit import num_samples
 from keras_compress.factorization._separable_fit import refine
-from keras_compress.factorization.factorization_report import (
-    FactorizationReport,
-)
 from keras_compress.layers.factorized.depthwise_separable_conv2d import (
     DepthwiseSeparableConv2D,
 )
@@ -260,12 +258,4 @@ def to_depthwise_separable(model, data, layers=None, depth_multiplier=1,
         for old, new, row in plans:
             refine(model, new_model, old, new, row, data, iterations,
                    batch_size)
-    if not return_report:
-        return new_model
-    report = FactorizationReport(
-        method="depthwise_separable",
-        layers=rows,
-        params_before=count_params(model),
-        params_after=count_params(new_model),
-    )
-    return new_model, report
+    return finish(model, new_model, "depthwise_separable", rows, return_report)

@@ -9,10 +9,7 @@ from keras_compress.graph import graph_layers, rebuild
 from keras_compress.factorization._common import build_input_shape
 from keras_compress.factorization._common import check_layer_names
 from keras_compress.factorization._common import check_model
-from keras_compress.factorization._common import count_params
-from keras_compress.factorization.factorization_report import (
-    FactorizationReport,
-)
+from keras_compress.factorization._common import finish
 from keras_compress.layers.factorized.low_rank_dense import LowRankDense
 
 DEFAULT_ENERGY = 0.9
@@ -179,15 +176,7 @@ def factorize(model, rank=None, energy=None, layers=None, min_saving=0.0,
             replacements[id(layer)] = new
 
     new_model = rebuild(model, lambda layer: replacements.get(id(layer)))
-    if not return_report:
-        return new_model
-    report = FactorizationReport(
-        method="low_rank",
-        layers=rows,
-        params_before=count_params(model),
-        params_after=count_params(new_model),
-    )
-    return new_model, report
+    return finish(model, new_model, "low_rank", rows, return_report)
 
 
 def _plan(layer, rank, energy, min_saving, explicit):
