@@ -1,6 +1,7 @@
 """File helpers: argument checks and atomic writes (temp file + rename)."""
 
 import contextlib
+import json
 import os
 import tempfile
 
@@ -93,6 +94,20 @@ def write_atomic(path, data):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+
+
+def json_text(data, path=None):
+    """Returns `data` as indented JSON; with `path`, also writes it atomically.
+
+    Args:
+        data: A JSON-compatible object.
+        path: Optional file path (`str` or `os.PathLike`), checked with
+            `check_output_path`. Defaults to `None`.
+    """
+    text = json.dumps(data, indent=2)
+    if path is not None:
+        write_atomic(check_output_path(path), text)
+    return text
 
 
 def _umask():

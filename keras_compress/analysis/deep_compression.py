@@ -12,7 +12,6 @@ Compression's tables 1-5 (Han, Mao & Dally, ICLR 2016).
 
 import collections.abc
 import dataclasses
-import json
 import numbers
 
 from keras_compress import _io
@@ -116,10 +115,7 @@ class DeepCompressionTable:
         Returns:
             The JSON string.
         """
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            _io.write_atomic(_io.check_output_path(path), text)
-        return text
+        return _io.json_text(self.to_dict(), path)
 
 
 def deep_compression_table(stages, accuracy=None, index_bits=None,

@@ -20,7 +20,6 @@ Human-readable sizes in the table use 1 KB = 1024 bytes.
 """
 
 import dataclasses
-import json
 import math
 
 from keras_compress import _io
@@ -299,10 +298,7 @@ class Summary:
         Returns:
             The JSON string.
         """
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            _io.write_atomic(_io.check_output_path(path), text)
-        return text
+        return _io.json_text(self.to_dict(), path)
 
 
 def _sparsity(params, nonzeros):

@@ -6,7 +6,6 @@ Which tensors are measured is documented in
 """
 
 import dataclasses
-import json
 
 from keras_compress import _io
 from keras_compress.analysis import weight_sources
@@ -99,10 +98,7 @@ class WeightBits:
         Returns:
             The JSON string.
         """
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            _io.write_atomic(_io.check_output_path(path), text)
-        return text
+        return _io.json_text(self.to_dict(), path)
 
 
 def weight_bits(obj, index_bits=None, max_length=MAX_CODE_LENGTH,
