@@ -83,14 +83,20 @@ def batch_stream(x, y, epochs, batch_size, seed):
     return stream.repeat().prefetch(2)
 
 
-def train_dense(K, task, input_shape, weights, stream, cfg):
-    """Unpruned training, Keras 3 (`K=keras`) or tf_keras (`K=tf_keras`)."""
+def compiled_net(K, task, input_shape, weights, cfg):
+    """The net of `task` with `weights`, compiled as every arm trains it."""
     model = build_net(K, task, input_shape)
     model.set_weights(weights)
     model.compile(
         optimizer=K.optimizers.Adam(cfg["learning_rate"]),
         loss=K.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
+    return model
+
+
+def train_dense(K, task, input_shape, weights, stream, cfg):
+    """Unpruned training, Keras 3 (`K=keras`) or tf_keras (`K=tf_keras`)."""
+    model = compiled_net(K, task, input_shape, weights, cfg)
     model.fit(stream, epochs=cfg["epochs"], steps_per_epoch=cfg["steps_per_epoch"],
               shuffle=False, verbose=0)
     return model
@@ -102,12 +108,7 @@ def train_ours(task, input_shape, weights, stream, cfg, sparsity):
     from keras_compress.callbacks import MagnitudePruning
     from keras_compress.pruning import PolynomialDecay, strip_pruning
 
-    model = build_net(keras, task, input_shape)
-    model.set_weights(weights)
-    model.compile(
-        optimizer=keras.optimizers.Adam(cfg["learning_rate"]),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
+    model = compiled_net(keras, task, input_shape, weights, cfg)
     schedule = PolynomialDecay(0.0, sparsity, begin_step=0,
                                end_step=cfg["end_step"], frequency=cfg["frequency"])
     model.fit(stream, epochs=cfg["epochs"], steps_per_epoch=cfg["steps_per_epoch"],
