@@ -32,6 +32,13 @@ from keras_compress.analysis.coding import LENGTH_FIELD_BITS
 RNG = np.random.default_rng(0)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rng():
+    """Every test draws the same numbers whichever worker and order run it."""
+    global RNG
+    RNG = np.random.default_rng(0)
+
+
 def _streams():
     """Symbol streams with different statistics (name, int array)."""
     return [
