@@ -26,10 +26,12 @@ def check_outputs(runner, model, feed, artifact, tolerance=None):
             output scale `max(1, max|keras|)`; None checks only shapes and
             finiteness (quantized exports).
     """
+    import keras
+
     got = runner.predict(feed)
-    want = model.predict(feed, verbose=0)
     got = got if isinstance(got, list) else [got]
-    want = want if isinstance(want, (list, tuple)) else [want]
+    # The exported file lists a dict's outputs by sorted key, as flatten does.
+    want = keras.tree.flatten(model.predict(feed, verbose=0))
     compare(got, want, f"The {artifact} export", tolerance)
 
 
@@ -42,6 +44,11 @@ def compare(got, want, what, tolerance=None):
         what: The subject of the messages (e.g. "The ONNX export").
         tolerance: As in `check_outputs`; None checks shapes and finiteness.
     """
+    if len(got) != len(want):
+        raise RuntimeError(
+            f"{what} did not run like the Keras model: expected "
+            f"{len(want)} output(s). Received: {len(got)}"
+        )
     for k, (g, w) in enumerate(zip(got, want)):
         w = np.asarray(w)
         finite = bool(np.all(np.isfinite(g)))

@@ -112,6 +112,26 @@ def test_many_outputs_come_back_in_keras_order(rng):
     for g, want in zip(got, model.predict(feed, verbose=0)):
         np.testing.assert_allclose(g, want, atol=1e-5)
 
+def test_signature_runner_names_inputs_and_outputs(rng):
+    # One `serving_default` signature, as Keras's export archive writes it:
+    # inputs named input_000..., outputs by the model's dict keys.
+    from ai_edge_litert.interpreter import Interpreter
+
+    a, b = keras.Input((4,)), keras.Input((3,))
+    h = keras.layers.Concatenate()([a, b])
+    model = keras.Model([a, b], {"score": keras.layers.Dense(2)(h),
+                                 "embedding": keras.layers.Dense(5)(h)})
+    feed = [rng.uniform(size=(1, 4)).astype("float32"),
+            rng.uniform(size=(1, 3)).astype("float32")]
+    interpreter = Interpreter(model_content=export.to_tflite(model, batch_size=1))
+    assert interpreter.get_signature_list() == {"serving_default": {
+        "inputs": ["input_000", "input_001"], "outputs": ["embedding", "score"]}}
+    got = interpreter.get_signature_runner()(input_000=feed[0], input_001=feed[1])
+    want = model.predict(feed, verbose=0)
+    for key in ("score", "embedding"):
+        np.testing.assert_allclose(got[key], want[key], atol=1e-5)
+
+
 def test_writes_the_file_it_returns(cnn, tmp_path):
     path = tmp_path / "cnn.tflite"
     data = export.to_tflite(cnn, path)

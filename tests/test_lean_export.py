@@ -237,9 +237,14 @@ def test_multi_input_multi_output_order_survives_lean(rng):
     want = model.predict(feed, verbose=0)
     int8 = export.to_tflite(model, quantize="int8", representative_data=feed,
                             int8_io=True, batch_size=1)
-    graph = _tflite.parse(int8).subgraphs[0]
-    # The converter lists the outputs in the other order: the test means something.
-    assert [int(graph.tensors[i].shape[-1]) for i in graph.outputs] == [2, 5]
+    parsed = _tflite.parse(int8)
+    graph = parsed.subgraphs[0]
+    assert [int(graph.tensors[i].shape[-1]) for i in graph.outputs] == [5, 2]
+    # TensorFlow's SavedModel route lists these outputs in the other order
+    # (only the signature tells Keras's order): make this file do so too,
+    # so that the test means something.
+    graph.outputs = graph.outputs[::-1].copy()
+    int8 = _tflite.serialize(parsed)
     lean = export.lean_tflite(int8, sample_inputs=feed)
     float_lean = export.to_tflite(model, lean=True)
     got = LiteRTModel(float_lean).predict(feed)

@@ -1,5 +1,6 @@
 """Keras model -> LiteRT/TFLite flatbuffer, verified in the LiteRT runtime."""
 
+import logging
 import warnings
 
 import numpy as np
@@ -8,6 +9,7 @@ from keras_compress import _io
 from keras_compress import _tflite
 from keras_compress import _inputs
 from keras_compress.export import _lean
+from keras_compress.export import _signature
 from keras_compress.export import _sparse
 from keras_compress import _verify as _verify_outputs
 from keras_compress.export.lean import lean_with_check
@@ -171,26 +173,33 @@ def to_tflite(
 
 
 def _convert(model, specs, quantize, samples, int8_io, sparse):
-    import tempfile
-
-    import keras
     import tensorflow as tf
+    from tensorflow.python.framework import convert_to_constants
 
-    # The path TensorFlow's own from_keras_model takes for Keras 3 models:
-    # an inference endpoint (training=False) in a SavedModel, whose
-    # variables the converter freezes. Ours chooses the batch dimension.
-    archive = keras.export.ExportArchive()
-    archive.track(model)
+    # A frozen concrete function of the inference call (training=False):
+    # the converter takes it without the SavedModel round trip of
+    # TensorFlow's own from_keras_model (4-5x faster: the digits CNN 0.78 ->
+    # 0.15 s, its QAT copy 1.9 -> 0.4 s) and writes the same operators. It
+    # writes no signature def, so the archive's is added. The batch
+    # dimension is the specs'.
     signature = specs if len(specs) == 1 else [specs]
-    archive.add_endpoint(
-        "serve", lambda *args: model(*args, training=False), signature
+    function = tf.function(
+        lambda *args: model(*args, training=False), input_signature=signature
     )
-    with tempfile.TemporaryDirectory(prefix="keras_compress_") as folder:
-        archive.write_out(folder, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
-        return _configure_and_convert(
-            converter, model, quantize, samples, int8_io, sparse
-        )
+    concrete = function.get_concrete_function()
+    frozen = convert_to_constants.convert_variables_to_constants_v2(concrete)
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # "providing trackable_obj is deprecated"
+    try:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    finally:
+        logger.setLevel(level)
+    data = _configure_and_convert(converter, model, quantize, samples, int8_io, sparse)
+    return _signature.add_signature(
+        data, [spec.name for spec in specs],
+        _signature.output_names(concrete.structured_outputs),
+    )
 
 
 def _configure_and_convert(converter, model, quantize, samples, int8_io, sparse):
@@ -218,7 +227,13 @@ def _configure_and_convert(converter, model, quantize, samples, int8_io, sparse)
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
     try:
-        return converter.convert()
+        with warnings.catch_warnings():
+            # Full int8 from fake-quant ranges: the converter warns that it
+            # has no statistics for the float inputs it quantizes; the
+            # inputs' Quantize ranges are used.
+            warnings.filterwarnings(
+                "ignore", "Statistics for quantized inputs were expected")
+            return converter.convert()
     except Exception as e:
         raise RuntimeError(
             f"The TFLite converter could not convert model {model.name!r} "
