@@ -38,6 +38,28 @@ def check_optional_int(name, value, none_means=""):
     return None if value is None else int(value)
 
 
+def check_number(name, value, allowed, accept=lambda v: True):
+    """Returns `value` as a float, or raises unless it is a real number (not
+    a bool) that `accept` takes.
+
+    Args:
+        name: The argument's name, for the message.
+        value: Its value.
+        allowed: What is allowed, for the message (e.g. "a number in
+            [0, 1)").
+        accept: A predicate on the number (NaN fails every comparison).
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not accept(value)
+    ):
+        raise ValueError(
+            f"Expected `{name}` to be {allowed}. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
 def check_choice(name, value, choices):
     """Returns `value`, or raises if it is not one of `choices`."""
     if value not in choices:

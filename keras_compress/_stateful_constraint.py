@@ -37,3 +37,26 @@ class StatefulConstraint(keras.constraints.Constraint, KerasSaveable):
             synchronization="on_read",
             aggregation="only_first_replica",
         )
+
+    def load_state(self, key, value, what):
+        """Sets the state variable `key` to the saved `value`.
+
+        The variable is created on first load (a constraint read from a
+        config has none yet); an existing one must have the saved shape.
+
+        Args:
+            key: The attribute holding the variable (e.g. "mask").
+            value: The saved NumPy array.
+            what: The state's family, for the variable name and the message
+                (e.g. "pruning" or "cluster").
+        """
+        current = getattr(self, key)
+        if current is None:
+            setattr(self, key, self.new_variable(f"{what}_{key}", value, value.dtype))
+        elif tuple(current.shape) != tuple(value.shape):
+            raise ValueError(
+                f"Expected a saved {what} {key} of shape "
+                f"{tuple(current.shape)}. Received: shape {value.shape}"
+            )
+        else:
+            current.assign(value)

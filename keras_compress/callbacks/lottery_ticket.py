@@ -1,10 +1,9 @@
 """`LotteryTicket`: iterative magnitude pruning with weight rewinding."""
 
-import numbers
-
 from keras import ops
 
 from keras_compress._checks import check_int
+from keras_compress._checks import check_number
 from keras_compress.callbacks._masking import PruningCallback
 
 
@@ -78,14 +77,7 @@ class LotteryTicket(PruningCallback):
     ):
         epochs_per_round = check_int("epochs_per_round", epochs_per_round, 1)
         rounds = check_int("rounds", rounds, 1)
-        if (
-            isinstance(rate, bool)
-            or not isinstance(rate, numbers.Real)
-            or not 0.0 < rate < 1.0
-        ):
-            raise ValueError(
-                f"Expected `rate` to be a number in (0, 1). Received: rate={rate!r}"
-            )
+        check_number("rate", rate, "a number in (0, 1)", lambda v: 0 < v < 1)
         if rewind_step is None:
             raise ValueError(
                 "Expected `rewind_step` to be an integer >= 0. "

@@ -1,11 +1,12 @@
 """`NetworkSlimming`: an L1 penalty on BatchNorm scales during `fit`."""
 
-import numbers
 import re
 
 import keras
 import numpy as np
 from keras import ops
+
+from keras_compress._checks import check_number
 
 
 class _Sum:
@@ -80,15 +81,8 @@ class NetworkSlimming(keras.callbacks.Callback):
 
     def __init__(self, penalty=1e-4, proximal=False, layers=None, near_zero=1e-2):
         super().__init__()
-        if (
-            isinstance(penalty, bool)
-            or not isinstance(penalty, numbers.Real)
-            or penalty <= 0
-        ):
-            raise ValueError(
-                f"Expected `penalty` to be a positive number. Received: penalty={penalty!r}"
-            )
-        self.penalty = float(penalty)
+        self.penalty = check_number("penalty", penalty, "a positive number",
+                                    lambda v: v > 0)
         self.proximal = bool(proximal)
         self.layers = layers
         self.near_zero = float(near_zero)

@@ -261,15 +261,4 @@ class ClusterWeights(StatefulConstraint):
         if not all(key in store.keys() for key in keys):
             return
         for key in keys:
-            value = store[key][...]
-            current = getattr(self, key)
-            if current is None:
-                setattr(self, key, self.new_variable(
-                    f"cluster_{key}", value, value.dtype))
-            elif tuple(current.shape) != tuple(value.shape):
-                raise ValueError(
-                    f"Expected saved cluster {key} of shape "
-                    f"{tuple(current.shape)}. Received: shape {value.shape}"
-                )
-            else:
-                current.assign(value)
+            self.load_state(key, store[key][...], "cluster")

@@ -2,10 +2,11 @@
 temperature, to one teacher or the mean of several) and argument checks."""
 
 import math
-import numbers
 
 import keras
 from keras import ops
+
+from keras_compress._checks import check_number
 
 
 def weighted_mean(values, sample_weight):
@@ -21,30 +22,13 @@ def weighted_mean(values, sample_weight):
 
 
 def check_temperature(temperature):
-    if (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, numbers.Real)
-        or not math.isfinite(temperature)
-        or temperature <= 0
-    ):
-        raise ValueError(
-            "Expected `temperature` to be a finite number > 0. "
-            f"Received: temperature={temperature!r}"
-        )
-    return float(temperature)
+    return check_number("temperature", temperature, "a finite number > 0",
+                        lambda v: math.isfinite(v) and v > 0)
 
 
 
 def check_alpha(alpha):
-    if (
-        isinstance(alpha, bool)
-        or not isinstance(alpha, numbers.Real)
-        or not 0 <= alpha <= 1
-    ):
-        raise ValueError(
-            f"Expected `alpha` to be a number in [0, 1]. Received: alpha={alpha!r}"
-        )
-    return float(alpha)
+    return check_number("alpha", alpha, "a number in [0, 1]", lambda v: 0 <= v <= 1)
 
 
 

@@ -5,6 +5,7 @@ import numbers
 import keras
 import numpy as np
 
+from keras_compress._checks import check_number
 from keras_compress.graph import graph_layers, rebuild
 from keras_compress.factorization._common import build_input_shape
 from keras_compress.factorization._common import check_layer_names
@@ -43,23 +44,11 @@ def _check_args(rank, energy, layers, min_saving):
                 "Expected `rank` to be None, an integer >= 1 or a dict of "
                 f"layer names to integers >= 1. Received: rank={rank!r}"
             )
-    if energy is not None and (
-        isinstance(energy, bool) or not isinstance(energy, numbers.Real)
-        or not 0.0 < energy <= 1.0
-    ):
-        raise ValueError(
-            "Expected `energy` to be a number in (0, 1]. "
-            f"Received: energy={energy!r}"
-        )
-    if min_saving is not None and (
-        isinstance(min_saving, bool)
-        or not isinstance(min_saving, numbers.Real)
-        or not 0.0 <= min_saving < 1.0
-    ):
-        raise ValueError(
-            "Expected `min_saving` to be None or a number in [0, 1). "
-            f"Received: min_saving={min_saving!r}"
-        )
+    if energy is not None:
+        check_number("energy", energy, "a number in (0, 1]", lambda v: 0 < v <= 1)
+    if min_saving is not None:
+        check_number("min_saving", min_saving, "None or a number in [0, 1)",
+                     lambda v: 0 <= v < 1)
 
 
 def _energies(s):

@@ -103,15 +103,4 @@ class PruningMask(StatefulConstraint):
         for key in ("mask", "snapshot"):
             if key not in store.keys():
                 continue
-            value = store[key][...]
-            current = getattr(self, key)
-            if current is None:
-                name = f"pruning_{key}"
-                setattr(self, key, self.new_variable(name, value, value.dtype))
-            elif tuple(current.shape) != tuple(value.shape):
-                raise ValueError(
-                    f"Expected a saved pruning {key} of shape "
-                    f"{tuple(current.shape)}. Received: shape {value.shape}"
-                )
-            else:
-                current.assign(value)
+            self.load_state(key, store[key][...], "pruning")

@@ -7,19 +7,11 @@ import numpy as np
 from keras import ops
 
 from keras_compress._checks import check_int
+from keras_compress._checks import check_number
 
 
 def _check_sparsity(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not 0.0 <= value < 1.0
-    ):
-        raise ValueError(
-            f"Expected `{name}` to be a number in [0, 1). "
-            f"Received: {name}={value!r}"
-        )
-    return float(value)
+    return check_number(name, value, "a number in [0, 1)", lambda v: 0 <= v < 1)
 
 
 class PruningSchedule:
@@ -207,15 +199,7 @@ class PolynomialDecay(PruningSchedule):
                 f"let pruned weights grow back). Received: initial_sparsity="
                 f"{initial_sparsity}, final_sparsity={final_sparsity}"
             )
-        if (
-            isinstance(power, bool)
-            or not isinstance(power, numbers.Real)
-            or power <= 0
-        ):
-            raise ValueError(
-                f"Expected `power` to be a positive number. Received: power={power!r}"
-            )
-        self.power = float(power)
+        self.power = check_number("power", power, "a positive number", lambda v: v > 0)
 
     def sparsity(self, step, xp):
         begin, end = float(self.begin_step), float(self.end_step)

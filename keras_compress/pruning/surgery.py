@@ -1,13 +1,13 @@
 """`prune_channels`: remove filters and neurons, return a smaller model."""
 
 import math
-import numbers
 
 import keras
 import numpy as np
 
 from keras_compress._checks import check_choice
 from keras_compress._checks import check_int
+from keras_compress._checks import check_number
 from keras_compress.graph import rebuild
 from keras_compress.pruning.channel_report import ChannelReport
 from keras_compress.pruning.compensation import fold_removed
@@ -25,20 +25,10 @@ def _check_args(ratio, threshold, scope, min_channels, round_to, criterion):
             "Expected exactly one of `ratio` and `threshold`. Received: "
             f"ratio={ratio!r}, threshold={threshold!r}"
         )
-    if ratio is not None and (
-        isinstance(ratio, bool)
-        or not isinstance(ratio, numbers.Real)
-        or not 0.0 <= ratio < 1.0
-    ):
-        raise ValueError(
-            f"Expected `ratio` to be a number in [0, 1). Received: ratio={ratio!r}"
-        )
-    if threshold is not None and (
-        isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
-    ):
-        raise ValueError(
-            f"Expected `threshold` to be a number. Received: threshold={threshold!r}"
-        )
+    if ratio is not None:
+        check_number("ratio", ratio, "a number in [0, 1)", lambda v: 0 <= v < 1)
+    if threshold is not None:
+        check_number("threshold", threshold, "a number")
     check_choice("scope", scope, _SCOPES)
     if min_channels is not None:
         check_int("min_channels", min_channels, 1)
