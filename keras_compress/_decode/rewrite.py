@@ -16,6 +16,7 @@ import copy
 import numpy as np
 
 from keras_compress import _tflite
+from keras_compress import _tflite_edit
 
 DECODE_OP = "TFLM_DECODE"
 _S = _tflite.schema
@@ -43,24 +44,7 @@ def is_decode(model, op):
 
 def decode_opcode_index(model):
     """Index of the `TFLM_DECODE` operator code, appended if missing."""
-    codes = model.operatorCodes = list(model.operatorCodes or [])
-    for k, code in enumerate(codes):
-        if _tflite.builtin_op_name(code) == f"CUSTOM:{DECODE_OP}":
-            return k
-    code = _S.OperatorCodeT()
-    code.builtinCode = _S.BuiltinOperator.CUSTOM
-    code.deprecatedBuiltinCode = min(_S.BuiltinOperator.CUSTOM, 127)
-    code.customCode = DECODE_OP
-    code.version = 1
-    codes.append(code)
-    return len(codes) - 1
-
-
-def _new_buffer(model, payload):
-    buffer = _S.BufferT()
-    buffer.data = np.frombuffer(payload, dtype=np.uint8)
-    model.buffers.append(buffer)
-    return len(model.buffers) - 1
+    return _tflite_edit.custom_opcode_index(model, DECODE_OP)
 
 
 def _uint8_constant(buffer, length):
@@ -93,7 +77,7 @@ def insert_decodes(model, encodings):
         graph.tensors = list(graph.tensors)
         ancillary = {}
         for t, (_, anc) in sorted(mine.items()):
-            graph.tensors.append(_uint8_constant(_new_buffer(model, anc), len(anc)))
+            graph.tensors.append(_uint8_constant(_tflite_edit.new_buffer(model, anc), len(anc)))
             ancillary[t] = len(graph.tensors) - 1
         originals = {t: graph.tensors[t] for t in mine}
         operators = []
