@@ -21,24 +21,30 @@ import tempfile
 ALIGN = 16
 
 
-def fits(data, size, alt=0):
+# Set for a child whose model has keras-compress custom operators: it then
+# registers them (keras_compress.custom_ops) with the interpreter.
+_OPS_VARIABLE = "KERAS_COMPRESS_ARENA_CUSTOM_OPS"
+
+
+def fits(data, size, alt=0, custom_ops=False):
     """Whether TFLM allocates and runs `data` in an arena of `size` bytes."""
     with _model_file(data) as path:
-        results, _ = _run_child(path, alt, [size])
+        results, _ = _run_child(path, alt, [size], custom_ops)
     return results.get(size, False)
 
 
-def smallest_arena(data, low, high, alt=0, hint=None):
+def smallest_arena(data, low, high, alt=0, hint=None, custom_ops=False):
     """Smallest multiple of 16 in (low, high] that fits.
 
     `low` must not fit and `high` must fit; `hint`, a size likely to fit
-    just above the answer, is tried first.
+    just above the answer, is tried first. `custom_ops`: the model has
+    keras-compress custom operators.
     """
     sizes = [low, high] + ([hint] if hint is not None and low < hint < high else [])
     known = {low: False, high: True}
     with _model_file(data) as path:
         for _ in range(64):  # Each child moves a bound; bisection needs ~20.
-            results, done = _run_child(path, alt, sizes)
+            results, done = _run_child(path, alt, sizes, custom_ops)
             known.update(results)
             if done is not None:
                 return done
@@ -66,12 +72,16 @@ class _model_file:
         self.folder.cleanup()
 
 
-def _run_child(path, alt, sizes):
+def _run_child(path, alt, sizes, custom_ops=False):
     """Runs one child; returns `({size: fits}, answer or None)`."""
-    # The script itself, not `-m`: the child imports no keras_compress.
+    # The script itself, not `-m`: the child imports no keras_compress
+    # (but its custom operators' registerer when the model has them).
     command = [sys.executable, os.path.abspath(__file__), path, str(alt)]
     command += [str(s) for s in sizes]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    env.pop(_OPS_VARIABLE, None)
+    if custom_ops:
+        env[_OPS_VARIABLE] = "1"
     run = subprocess.run(command, capture_output=True, text=True, env=env)
     results, probing = {}, None
     for line in run.stdout.splitlines():
@@ -93,6 +103,14 @@ def _run_child(path, alt, sizes):
     return results, None
 
 
+def _registerers():
+    if not os.environ.get(_OPS_VARIABLE):
+        return []
+    from keras_compress.custom_ops import micro_registerers
+
+    return micro_registerers()
+
+
 def _fits(data, size, alt):
     from tflite_micro.python.tflite_micro import runtime
 
@@ -101,7 +119,8 @@ def _fits(data, size, alt):
     os.dup2(devnull, 2)
     try:
         interpreter = runtime.Interpreter.from_bytes(
-            data, arena_size=size, alt_decompression_memory_size=alt
+            data, arena_size=size, alt_decompression_memory_size=alt,
+            custom_op_registerers=_registerers(),
         )
         interpreter.invoke()
         return True

@@ -194,8 +194,15 @@ class _Walker:
             if macs is not None:
                 macs *= multiplier
         self.rows.append(LayerStats.build(
-            name, type(layer).__name__, output_shape, params, nonzeros, macs
+            name, type(layer).__name__, output_shape, params, nonzeros, macs,
+            binary_macs=(macs or 0) if _is_binary(layer) else 0,
         ))
+
+
+def _is_binary(layer):
+    from keras_compress.layers import BinaryConv2D, BinaryDense
+
+    return isinstance(layer, (BinaryDense, BinaryConv2D))
 
 
 def _first_output_shape(calls):

@@ -36,6 +36,7 @@ _FIELDS = (
     "bytes_int8",
     "bytes_sparse",
     "bytes_stored",
+    "binary_macs",
 )
 
 
@@ -60,6 +61,10 @@ class LayerStats:
         bytes_sparse: `4 * nonzeros + ceil(params / 8)`.
         bytes_stored: Bytes held in the `.tflite` for the operator's
             constants; `None` for Keras layers. Defaults to `None`.
+        binary_macs: How many of `macs` multiply by one-bit weights
+            (`BinaryDense`, `BinaryConv2D` and the packed `KC_BINARY_*`
+            operators: XOR/popcount or add/subtract, no multiplier).
+            Defaults to 0.
     """
 
     name: str
@@ -73,10 +78,11 @@ class LayerStats:
     bytes_int8: int
     bytes_sparse: int
     bytes_stored: object = None
+    binary_macs: int = 0
 
     @classmethod
     def build(cls, name, kind, output_shape, params, nonzeros, macs,
-              bytes_stored=None):
+              bytes_stored=None, binary_macs=0):
         """Creates a row, deriving sparsity and the byte columns.
 
         Args:
@@ -87,6 +93,7 @@ class LayerStats:
             nonzeros: Number of non-zero parameters.
             macs: MACs per inference or `None`.
             bytes_stored: Stored bytes (TFLite) or `None`. Defaults to `None`.
+            binary_macs: MACs with one-bit weights. Defaults to 0.
 
         Returns:
             A `LayerStats`.
@@ -105,6 +112,7 @@ class LayerStats:
             bytes_int8=params,
             bytes_sparse=4 * nonzeros + math.ceil(params / 8),
             bytes_stored=None if bytes_stored is None else int(bytes_stored),
+            binary_macs=int(binary_macs),
         )
 
     def to_dict(self):
@@ -128,7 +136,8 @@ class LayerStats:
                 "Expected `d` to be a dict made by `LayerStats.to_dict()`. "
                 f"Received: d of type {type(d).__name__}"
             )
-        missing = [f for f in _FIELDS if f not in d and f != "bytes_stored"]
+        optional = ("bytes_stored", "binary_macs")
+        missing = [f for f in _FIELDS if f not in d and f not in optional]
         if missing:
             raise ValueError(
                 f"Expected `d` to have the keys {list(_FIELDS)}. "
@@ -136,6 +145,7 @@ class LayerStats:
             )
         values = {f: d.get(f) for f in _FIELDS}
         values["output_shape"] = _to_tuple(values["output_shape"])
+        values["binary_macs"] = values["binary_macs"] or 0
         return cls(**values)
 
 
@@ -163,6 +173,7 @@ def make_total(rows, with_stored):
         sum(r.nonzeros for r in rows),
         macs,
         stored,
+        sum(r.binary_macs for r in rows),
     )
 
 
@@ -214,8 +225,11 @@ class Summary:
         ]
         if tflite:
             header.append("stored")
-        body = [_cells(r, tflite) for r in self.rows]
-        total = _cells(self.totals, tflite)
+        binary = self.totals.binary_macs > 0
+        if binary:
+            header.append("binary MACs")
+        body = [_cells(r, tflite, binary) for r in self.rows]
+        total = _cells(self.totals, tflite, binary)
         widths = [len(h) for h in header]
         for line in body + [total]:
             for i, cell in enumerate(line):
@@ -355,7 +369,7 @@ def _short(text, width=60):
     return text[: keep // 2] + "..." + text[len(text) - (keep - keep // 2):]
 
 
-def _cells(r, tflite):
+def _cells(r, tflite, binary=False):
     cells = [
         _short(r.name),
         r.kind,
@@ -371,4 +385,6 @@ def _cells(r, tflite):
     ]
     if tflite:
         cells.append(_human_bytes(r.bytes_stored))
+    if binary:
+        cells.append(_count(r.binary_macs))
     return cells

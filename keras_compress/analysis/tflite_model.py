@@ -60,6 +60,7 @@ from keras_compress.analysis.summary import Summary
 from keras_compress.analysis.summary import make_total
 
 _POOLS = ("MAX_POOL_2D", "AVERAGE_POOL_2D", "L2_POOL_2D")
+_BINARY_OPS = ("CUSTOM:KC_BINARY_FC", "CUSTOM:KC_BINARY_CONV2D")
 
 
 def summarize_tflite(obj):
@@ -140,12 +141,47 @@ def _macs(graph, k):
     return 0
 
 
+def _packed_binary(graph, op):
+    """`(params, nonzeros, stored bytes, MACs)` of a packed binary operator:
+    its one-bit weights and int32 biases, as a builtin operator would count
+    them, and the bytes of its packed weights and channel table."""
+    from keras_compress.custom_ops import options as op_options
+
+    custom = op.customOptions if op.customOptions is not None else []
+    o = op_options.parse(bytes(bytearray(custom)),
+                         "the custom options of a packed binary operator")
+    inputs = ids(op.inputs)
+    table = graph.const_values(inputs[2]) if len(inputs) == 3 else None
+    weights = graph.const_values(inputs[1]) if len(inputs) == 3 else None
+    columns = len(op_options.table_columns(o))
+    if (table is None or table.size != o["out_c"] * columns
+            or weights is None or weights.size != o["out_c"] * op_options.row_bytes(o)):
+        raise ValueError(
+            "Expected a packed binary operator with constant packed weights "
+            f"({o['out_c']} x {op_options.row_bytes(o)} bytes) and channel "
+            f"table ({o['out_c']} x {columns} int32). Received: inputs {inputs}"
+        )
+    table = op_options.channel_parameters(o, table)
+    graph.claimed.update(graph.tensors[i].buffer for i in inputs[1:])
+    per_channel = o["k_h"] * o["k_w"] * o["in_c"]
+    params = o["out_c"] * (per_channel + 1)
+    nonzeros = int((table[:, 0] != 0).sum()) * per_channel + int((table[:, 1] != 0).sum())
+    stored = sum(graph.constant_stats(i)[2] for i in inputs[1:])
+    batch = graph.elements_of(ids(op.outputs)[0]) // (o["out_h"] * o["out_w"] * o["out_c"])
+    macs = batch * o["out_h"] * o["out_w"] * o["out_c"] * per_channel
+    return params, nonzeros, stored, macs
+
+
 def _rows(graph, prefix):
     """One `LayerStats` per operator of `graph`, names prefixed."""
     rows = []
     for k, (op, name) in enumerate(zip(graph.ops, graph.names)):
-        params = nonzeros = stored = 0
-        if k not in graph.folded:
+        params = nonzeros = stored = binary_macs = 0
+        macs = None
+        if name in _BINARY_OPS:
+            params, nonzeros, stored, binary_macs = _packed_binary(graph, op)
+            macs = binary_macs
+        elif k not in graph.folded:
             for i in ids(op.inputs):
                 if i in graph.decoded:
                     buffers = {graph.tensors[j].buffer for j in graph.decoded[i]}
@@ -177,6 +213,6 @@ def _rows(graph, prefix):
             output_shape = display_shape(t)
         rows.append(LayerStats.build(
             prefix + row_name, name, output_shape, params, nonzeros,
-            _macs(graph, k), stored,
+            _macs(graph, k) if macs is None else macs, stored, binary_macs,
         ))
     return rows

@@ -23,7 +23,9 @@ from keras_compress.custom_ops._runtimes import litert_delegate
 from keras_compress.custom_ops._runtimes import micro_registerers
 
 OPS = tuple(OP_NAMES.values())
+# As `keras_compress.analysis` and the runtimes name operators.
+CUSTOM_OP_NAMES = tuple(f"CUSTOM:{op}" for op in OPS)
 FIRMWARE_SOURCES = ("kc_binary.h", "kc_binary.c", "kc_tflm_ops.h")
 
-__all__ = ["BuildError", "FIRMWARE_SOURCES", "OPS", "PINNED_TFLM", "build",
+__all__ = ["BuildError", "CUSTOM_OP_NAMES", "FIRMWARE_SOURCES", "OPS", "PINNED_TFLM", "build",
            "litert_delegate", "micro_registerers", "source_dir"]

@@ -20,10 +20,16 @@ SOURCES = {
     "litert": ("kc_binary.c", "kc_litert_delegate.c"),
     # The registerer of the pip tflite-micro wheel's Python interpreter.
     "micro": ("kc_binary.c", "kc_tflm_python.c"),
+    # The core alone, every function visible (to call it with ctypes).
+    "core": ("kc_binary.c",),
+}
+DEFINES = {
+    "litert": ("-fvisibility=hidden",),
+    "micro": ("-fvisibility=hidden",),
+    "core": (),
 }
 HEADERS = ("kc_binary.h", "kc_tflite_abi.h")
-_FLAGS = ("-std=c99", "-O3", "-fPIC", "-shared", "-fvisibility=hidden",
-          "-DKC_HOST_ABI")
+_FLAGS = ("-std=c99", "-O3", "-fPIC", "-shared")
 # Tried first (the host's popcount and vector instructions), dropped if the
 # compiler refuses it.
 _NATIVE = ("-march=native",)
@@ -62,8 +68,12 @@ def cache_dir():
 
 
 def build(target):
-    """Compiles `target` ("litert" or "micro") if needed; returns the path of
-    the shared library. Raises `BuildError` if it cannot be built."""
+    """Compiles `target` if needed; returns the path of the shared library.
+
+    Targets: "litert" (the delegate), "micro" (the tflite-micro wheel's
+    registerer) and "core" (the C core alone). Raises `BuildError` if it
+    cannot be built.
+    """
     if target not in SOURCES:
         raise ValueError(
             f"Expected `target` to be one of {sorted(SOURCES)}. Received: "
@@ -76,7 +86,8 @@ def build(target):
     for name in SOURCES[target] + HEADERS:
         with open(os.path.join(folder, name), "rb") as f:
             digest.update(name.encode() + b"\0" + f.read())
-    digest.update(f"{cc}|{_version(cc)}|{_FLAGS}|{platform.machine()}".encode())
+    flags = _FLAGS + DEFINES[target]
+    digest.update(f"{cc}|{_version(cc)}|{flags}|{platform.machine()}".encode())
     out_dir = cache_dir()
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"libkc_{target}_{digest.hexdigest()[:16]}.so")
@@ -87,7 +98,7 @@ def build(target):
     try:
         errors = ""
         for extra in (_NATIVE, ()):
-            command = [cc, *_FLAGS, *extra, "-I", folder, *sources, "-o", temp]
+            command = [cc, *flags, *extra, "-I", folder, *sources, "-o", temp]
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode == 0:
                 os.replace(temp, path)

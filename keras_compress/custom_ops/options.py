@@ -11,13 +11,15 @@ FIELDS = (
     "kind", "input_mode", "input_zero_point", "threshold", "d_plus",
     "d_minus", "output_zero_point", "act_min", "act_max", "in_h", "in_w",
     "in_c", "out_h", "out_w", "out_c", "k_h", "k_w", "stride_h", "stride_w",
-    "dilation_h", "dilation_w", "pad_top", "pad_left", "reserved",
+    "dilation_h", "dilation_w", "pad_top", "pad_left", "columns",
+    "magnitude", "bias", "multiplier", "shift",
 )
 SIZE = 4 * (len(FIELDS) + 1)
 FC, CONV2D = 1, 2
 INPUT_INT8, INPUT_BINARY = 0, 1
 OP_NAMES = {FC: "KC_BINARY_FC", CONV2D: "KC_BINARY_CONV2D"}
-PARAM_COUNT = 5  # magnitude, bias, multiplier, shift, ones
+# The channel parameters, in table column order (see `kc_param`).
+PARAMS = ("magnitude", "bias", "multiplier", "shift")
 _MAX_DIM = 65535
 _MAX_ELEMENTS = 1 << 26
 _DIMS = ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "k_h", "k_w",
@@ -50,8 +52,14 @@ def check(o, what="custom options"):
 
     if o["kind"] not in OP_NAMES:
         refuse(f"kind must be {FC} (FC) or {CONV2D} (CONV2D)")
-    if o["input_mode"] not in (INPUT_INT8, INPUT_BINARY) or o["reserved"] != 0:
-        refuse("input_mode must be 0 or 1 and reserved 0")
+    if o["input_mode"] not in (INPUT_INT8, INPUT_BINARY):
+        refuse("input_mode must be 0 or 1")
+    if not 0 <= o["columns"] < 1 << len(PARAMS):
+        refuse(f"columns must be a bit mask of {len(PARAMS)} bits")
+    if not (0 <= o["magnitude"] <= 255 and o["multiplier"] >= 0
+            and -31 <= o["shift"] <= 30):
+        refuse("the shared magnitude must be in [0, 255], the multiplier "
+               ">= 0 and the shift in [-31, 30]")
     for name in _DIMS:
         if not 1 <= o[name] <= _MAX_DIM:
             refuse(f"{name} must be in [1, {_MAX_DIM}]")
@@ -89,3 +97,40 @@ def words_per_tap(o):
 def row_bytes(o):
     """Bytes of one output channel's packed weights."""
     return o["k_h"] * o["k_w"] * words_per_tap(o) * 4
+
+
+def table_columns(o):
+    """The parameters stored per channel in the table, in column order."""
+    return [name for i, name in enumerate(PARAMS) if (o["columns"] >> i) & 1]
+
+
+def channel_parameters(o, table):
+    """`(out_c, 4)` int64: every channel's magnitude, bias, multiplier and
+    shift, from the table's columns and the shared values."""
+    import numpy as np
+
+    columns = table_columns(o)
+    table = np.asarray(table, dtype=np.int64).reshape(o["out_c"], len(columns))
+    out = np.empty((o["out_c"], len(PARAMS)), dtype=np.int64)
+    for i, name in enumerate(PARAMS):
+        out[:, i] = table[:, columns.index(name)] if name in columns else o[name]
+    return out
+
+
+def split_parameters(o, parameters):
+    """Sets `o["columns"]` and the shared values from `(out_c, 4)`
+    `parameters`; returns the int32 table of the columns that vary."""
+    import numpy as np
+
+    parameters = np.asarray(parameters, dtype=np.int64)
+    columns = 0
+    for i, name in enumerate(PARAMS):
+        values = parameters[:, i]
+        if np.all(values == values[0]):
+            o[name] = int(values[0])
+        else:
+            o[name] = 0
+            columns |= 1 << i
+    o["columns"] = columns
+    kept = [i for i in range(len(PARAMS)) if (columns >> i) & 1]
+    return np.ascontiguousarray(parameters[:, kept], dtype=np.int32)

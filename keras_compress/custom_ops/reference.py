@@ -68,11 +68,19 @@ def _rounding_divide_by_pot(x, exponent):
     return (x >> exponent) + (remainder > threshold)
 
 
-def multiply_by_quantized_multiplier(x, multiplier, shift):
-    """TFLite's MultiplyByQuantizedMultiplier, elementwise (int32 wrap)."""
+def multiply_by_quantized_multiplier(x, multiplier, shift, rounding="double"):
+    """TFLite's MultiplyByQuantizedMultiplier, elementwise (int32 wrap).
+
+    `rounding`: `"double"` (TFLite's default: TFLite Micro, LiteRT's
+    reference CONV_2D) or `"single"` (TFLITE_SINGLE_ROUNDING; LiteRT's
+    reference FULLY_CONNECTED).
+    """
     x = np.asarray(x, dtype=np.int64)
     multiplier = np.broadcast_to(np.asarray(multiplier, dtype=np.int64), x.shape)
     shift = np.broadcast_to(np.asarray(shift, dtype=np.int64), x.shape)
+    if rounding == "single":
+        total = 31 - shift
+        return (x * multiplier + (np.int64(1) << (total - 1))) >> total
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
     shifted = _wrap32(x << left)
@@ -88,14 +96,20 @@ def _wrap32(x):
     return ((np.asarray(x, dtype=np.int64) + 2**31) % 2**32) - 2**31
 
 
-def run(options, x, packed, params):
+# How LiteRT 2.3's reference int8 operators round (measured), by kind.
+LITERT_ROUNDING = {_options.FC: "single", _options.CONV2D: "double"}
+
+
+def run(options, x, packed, params, rounding="double"):
     """Runs an operator in NumPy.
 
     Args:
         options: The operator's options (a dict, see `_options`).
         x: int8 input, `batch` samples of `in_h * in_w * in_c` values.
         packed: The packed weights, `(out_c, row_bytes)` uint8.
-        params: The channel parameters, `(out_c, 5)` int32.
+        params: The channel table (the columns `options["columns"]` names).
+        rounding: The requantization's rounding, `"double"` (default) or
+            `"single"` (see `multiply_by_quantized_multiplier`).
 
     Returns:
         int8 outputs, `(batch, out_h, out_w, out_c)` (FC: `(batch, 1, 1,
@@ -122,9 +136,10 @@ def run(options, x, packed, params):
             patch = values[:, np.clip(iy, 0, o["in_h"] - 1)][:, :, np.clip(ix, 0, o["in_w"] - 1)]
             patch = patch * (valid_y[None, :, None, None] & valid_x[None, None, :, None])
             sums += np.einsum("bhwc,oc->bhwo", patch, signs[:, ky, kx, :])
-    p = np.asarray(params, dtype=np.int64).reshape(o["out_c"], _options.PARAM_COUNT)
+    p = _options.channel_parameters(o, params)
     acc = _wrap32(sums * p[:, 0] + p[:, 1])
     y = multiply_by_quantized_multiplier(
-        acc, np.broadcast_to(p[:, 2], acc.shape), np.broadcast_to(p[:, 3], acc.shape))
+        acc, np.broadcast_to(p[:, 2], acc.shape), np.broadcast_to(p[:, 3], acc.shape),
+        rounding)
     y = np.clip(y + o["output_zero_point"], o["act_min"], o["act_max"])
     return y.astype(np.int8)

@@ -26,6 +26,8 @@ def check_identifier(name, arg_name="name"):
 
 # Custom operators TFLM's MicroMutableOpResolver registers itself.
 _RESOLVER_CUSTOM = {"CUSTOM:TFLM_DECODE": "AddDecode"}
+# keras-compress's own, registered by KcAddBinaryOps (kc_tflm_ops.h).
+_KERAS_COMPRESS_OPS = ("CUSTOM:KC_BINARY_FC", "CUSTOM:KC_BINARY_CONV2D")
 
 
 def registered(ops):
@@ -56,8 +58,15 @@ def header(name, length, arena_bytes, ops, alt_memory=None):
     """
     guard = f"{name.upper()}_MODEL_H_"
     known = registered(ops)
+    ours = [op for op in ops if op in _KERAS_COMPRESS_OPS]
     calls = "\n".join(f"//   resolver.{resolver_method(op)}();" for op in known)
-    customs = [op[len("CUSTOM:"):] for op in ops if op not in known]
+    if ours:
+        calls += (
+            "\n//   KcAddBinaryOps(resolver);  // #include \"kc_tflm_ops.h\"; "
+            "compile kc_binary.c\n//   // (" + ", ".join(o[len("CUSTOM:"):] for o in ours)
+            + ": keras-compress's bit-packed binary operators)"
+        )
+    customs = [op[len("CUSTOM:"):] for op in ops if op not in known and op not in ours]
     custom_note = (
         "\n// Custom operators (register your kernels): " + ", ".join(customs)
         if customs
@@ -72,7 +81,7 @@ def header(name, length, arena_bytes, ops, alt_memory=None):
 #define {name.upper()}_ARENA_SIZE {arena_bytes}
 
 // Operators to register:
-//   tflite::MicroMutableOpResolver<{max(len(known), 1)}> resolver;
+//   tflite::MicroMutableOpResolver<{max(len(known) + 2 * bool(ours), 1)}> resolver;
 {calls}{custom_note}
 {decode_note}
 #ifdef __cplusplus

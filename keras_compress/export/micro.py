@@ -4,14 +4,14 @@ import collections
 import json
 import os
 
-import warnings
-
 import numpy as np
 
 from keras_compress import _io
 from keras_compress import _tflite
 from keras_compress import _decode
 from keras_compress import _inputs
+from keras_compress import custom_ops
+from keras_compress.export import _micro_compress
 from keras_compress.export import c_array
 from keras_compress.export.lean import lean_with_check
 from keras_compress.export.tflite import to_tflite
@@ -25,7 +25,7 @@ _TYPE_NAMES = {
 
 
 def to_micro(model_or_tflite, out_dir, name, representative_data=None,
-             calibration_samples=200, compression=None, lean=True):
+             calibration_samples=200, compression=None, lean=True, binary=None):
     """Writes a TensorFlow Lite Micro bundle for a full-int8 model.
 
     A Keras model is first converted with `to_tflite(quantize="int8",
@@ -117,6 +117,15 @@ def to_micro(model_or_tflite, out_dir, name, representative_data=None,
             values"), so the shared zero points are verified in TFLite
             Micro only. The lean pass
             runs before `compression`.
+        binary: None (default) or `"packed"`: `BinaryDense` / `BinaryConv2D`
+            become the bit-packed custom operators `KC_BINARY_FC` /
+            `KC_BINARY_CONV2D` (see `to_tflite`; proven bit-identical to the
+            builtin int8 bundle in TFLite Micro). The bundle then also holds
+            their C sources (`kc_binary.h`, `kc_binary.c`, C99, no
+            allocation, and `kc_tflm_ops.h`, a header-only TFLM adapter) and
+            the header names the one call that registers them,
+            `KcAddBinaryOps(resolver)`. A given `.tflite` with these
+            operators gets the sources too.
 
     Returns:
         The report as a dict (also written as `name_report.json`).
@@ -165,6 +174,7 @@ def to_micro(model_or_tflite, out_dir, name, representative_data=None,
             int8_io=True,
             batch_size=1,
             calibration_samples=calibration_samples,
+            binary=binary,
         )
         specs = _inputs.tensor_specs(model_or_tflite, 1)
         try:
@@ -173,6 +183,12 @@ def to_micro(model_or_tflite, out_dir, name, representative_data=None,
         except ValueError:
             samples = None  # A generator the calibration used up.
     else:
+        if binary is not None:
+            raise ValueError(
+                "`binary` packs the binary layers of a Keras model; a given "
+                ".tflite is written as it is. Expected binary=None. Received: "
+                f"binary={binary!r}"
+            )
         data = _tflite.read_bytes(model_or_tflite, "model_or_tflite")
     flatbuffer = _tflite.parse(data, "model_or_tflite")
     check_full_int8(flatbuffer)
@@ -193,11 +209,11 @@ def to_micro(model_or_tflite, out_dir, name, representative_data=None,
     arena_bytes = micro.arena_bytes
     compressed = None
     if compression is not None:
-        feeds = _verification_inputs(
+        feeds = _micro_compress.verification_inputs(
             model_or_tflite if is_keras else None, micro, representative_data,
             calibration_samples,
         )
-        data, flatbuffer, compressed = _compress(
+        data, flatbuffer, compressed = _micro_compress.compress(
             data, flatbuffer, compression, micro, feeds
         )
         arena_bytes = compressed["arena_bytes"]
@@ -221,6 +237,14 @@ def to_micro(model_or_tflite, out_dir, name, representative_data=None,
         },
         "compression": compressed,
     }
+    sources = _custom_op_sources(ops)
+    if sources:
+        report["custom_ops"] = {
+            "ops": [op for op in ops if op in custom_ops.CUSTOM_OP_NAMES],
+            "sources": sorted(sources),
+            "registration": "KcAddBinaryOps(resolver)",
+        }
+        report["files"]["custom_op_sources"] = sorted(sources)
     alt = None
     if compressed is not None and compressed["compressed_tensors"]:
         alt = (compressed["alt_decompression_memory_bytes"],
@@ -230,6 +254,7 @@ def to_micro(model_or_tflite, out_dir, name, representative_data=None,
         f"{name}.h": c_array.header(name, len(data), arena_bytes, ops, alt_memory=alt),
         f"{name}.c": c_array.source(name, data),
         f"{name}_report.json": json.dumps(report, indent=2) + "\n",
+        **sources,
     }
     created = not os.path.isdir(out_dir)
     if created:
@@ -248,76 +273,16 @@ def to_micro(model_or_tflite, out_dir, name, representative_data=None,
     return report
 
 
-_VERIFY_SAMPLES = 32
-_RANDOM_SAMPLES = 8
-
-
-def _verification_inputs(model, micro, representative_data, limit):
-    """Inputs the compressed and uncompressed models must agree on.
-
-    Up to 32 calibration samples (for a Keras model, when the data can be
-    read again) and 8 random int8 inputs.
-    """
-    feeds = []
-    if model is not None and representative_data is not None:
-        specs = _inputs.tensor_specs(model, batch_size=1)
-        try:
-            samples = _inputs.take_samples(
-                representative_data, specs, min(limit, _VERIFY_SAMPLES)
-            )
-        except ValueError:
-            samples = []  # A generator the calibration used up.
-        if samples:
-            feeds.append([np.concatenate(s) for s in zip(*samples)])
-    rng = np.random.default_rng(0)
-    random = []
-    for info in micro.inputs:
-        shape = (_RANDOM_SAMPLES,) + tuple(info.shape[1:])
-        if np.issubdtype(info.dtype, np.integer):
-            limits = np.iinfo(info.dtype)
-            random.append(rng.integers(limits.min, limits.max, shape, endpoint=True)
-                          .astype(info.dtype))
-        else:
-            random.append(rng.uniform(-1, 1, shape).astype(info.dtype))
-    feeds.append(random)
-    return feeds
-
-
-def _compress(data, flatbuffer, method, micro, feeds):
-    """DECODE-compresses `data`; returns `(data, flatbuffer, report)`.
-
-    The result is checked in Python and in TFLM (see `to_micro`). When
-    nothing pays, the model is returned unchanged with a warning.
-    """
-    from keras_compress._decode import verify
-
-    result = _decode.compress(data, flatbuffer, method)
-    report = {
-        "method": method,
-        "compressed_tensors": sum(r["compressed"] for r in result.rows),
-        "flash_bytes_uncompressed": len(data),
-        "flash_bytes": len(data),
-        "arena_bytes_uncompressed": micro.arena_bytes,
-        "arena_bytes": micro.arena_bytes,
-        "alt_decompression_memory_bytes": 0,
-        "arena_bytes_with_alt_memory": micro.arena_bytes,
-        "decode_ops": result.decode_ops,
-        "decoded_bytes_per_decode": [sum(d) for d in result.decoded_bytes],
-        "overhead_bytes_per_decode": result.per_decode_bytes,
-        "overhead_bytes_decode_opcode": result.opcode_bytes,
-        "note": result.note,
-        "tensors": result.rows,
-    }
-    if result.data is None:
-        warnings.warn(
-            f"to_micro(compression={method!r}) compressed nothing: "
-            f"{result.note}. The bundle is written uncompressed.",
-            stacklevel=3,
-        )
-        return data, flatbuffer, report
-    memory = verify.check_in_tflm(micro, result.data, feeds, result.decoded_bytes)
-    report.update(memory, flash_bytes=len(result.data))
-    return result.data, _tflite.parse(result.data), report
+def _custom_op_sources(ops):
+    """`{file name: text}` of the custom operators' C sources `ops` need."""
+    if not any(op in custom_ops.CUSTOM_OP_NAMES for op in ops):
+        return {}
+    folder = custom_ops.source_dir()
+    sources = {}
+    for file_name in custom_ops.FIRMWARE_SOURCES:
+        with open(os.path.join(folder, file_name)) as f:
+            sources[file_name] = f.read()
+    return sources
 
 
 def check_full_int8(flatbuffer, arg_name="model_or_tflite"):

@@ -9,6 +9,7 @@ from keras_compress import _io
 from keras_compress import _tflite
 from keras_compress import _inputs
 from keras_compress.export import _lean
+from keras_compress.export import _packed
 from keras_compress.export import _signature
 from keras_compress.export import _sparse
 from keras_compress import _verify as _verify_outputs
@@ -30,6 +31,7 @@ def to_tflite(
     calibration_samples=200,
     verify=True,
     lean=False,
+    binary=None,
 ):
     """Converts a Keras model to a LiteRT (TFLite) flatbuffer.
 
@@ -93,6 +95,21 @@ def to_tflite(
             outputs to the converter's file in LiteRT, with the kernels
             above and the reference kernels. It runs in LiteRT and TFLite
             Micro but has no signature runner.
+        binary: None (default: `BinaryDense` / `BinaryConv2D` become int8
+            FULLY_CONNECTED / CONV_2D, which every runtime runs) or
+            `"packed"` (with `quantize="int8"`: they become the custom
+            operators `KC_BINARY_FC` / `KC_BINARY_CONV2D`, weights stored as
+            bits, 8x smaller than int8, and XOR/popcount arithmetic where
+            the layer binarizes its inputs; see `keras_compress.custom_ops`).
+            A packed file runs in LiteRT with the keras-compress delegate
+            and in TFLite Micro with its kernels (`LiteRTModel` and
+            `MicroModel` compile and load them). Before it is returned, it
+            is proven to compute bit for bit what the builtin int8 file
+            computes: in NumPy operator by operator, and end to end in LiteRT
+            and TFLite Micro (a check that cannot run here, e.g. without a C
+            compiler, is skipped with a warning saying why). A layer with
+            fewer than 5 input channels per kernel tap stays builtin (its
+            bits would not be smaller).
 
     Returns:
         The flatbuffer as `bytes`.
@@ -127,6 +144,7 @@ def to_tflite(
         )
     if not isinstance(lean, bool):
         raise TypeError(f"Expected `lean` to be a bool. Received: lean={lean!r}")
+    _check_binary(binary, quantize, sparse)
     if not isinstance(calibration_samples, int) or calibration_samples < 1:
         raise ValueError(
             "Expected `calibration_samples` to be a positive int. "
@@ -159,6 +177,8 @@ def to_tflite(
     feed = _feed(specs, samples)
     if verify:
         _verify(model, data, feed, quantize, kernels)
+    if binary == "packed":
+        data = _pack(model, data, specs, samples, verify)
     if lean:
         if verify:
             data = lean_with_check(
@@ -268,12 +288,45 @@ def _smaller_of_sparse_and_dense(model, data, convert_dense, lean):
     return dense_data
 
 
-def _feed(specs, samples):
-    """Verification inputs: up to 8 calibration samples, else random."""
+def _feed(specs, samples, count=8):
+    """Verification inputs: up to `count` calibration samples, else random."""
     if samples:
-        inputs = [np.concatenate(parts) for parts in zip(*samples[:8])]
+        inputs = [np.concatenate(parts) for parts in zip(*samples[:count])]
         return inputs[0] if len(inputs) == 1 else inputs
-    return _verify_outputs.random_inputs(specs)
+    return _verify_outputs.random_inputs(specs, count=count)
+
+
+def _check_binary(binary, quantize, sparse):
+    if binary not in (None, "packed"):
+        raise ValueError(
+            f"Expected `binary` to be None or 'packed'. Received: binary={binary!r}"
+        )
+    if binary == "packed" and quantize != "int8":
+        raise ValueError(
+            "binary='packed' writes binary layers as operators of a full-int8 "
+            f"file. Expected quantize='int8'. Received: quantize={quantize!r}"
+        )
+    if binary == "packed" and sparse:
+        raise ValueError(
+            "binary='packed' stores binary weights as bits, which TFLite's "
+            "sparse format cannot hold. Expected sparse=False. Received: "
+            "sparse=True"
+        )
+
+
+def _pack(model, data, specs, samples, verify):
+    """The packed file of `data`, proven equal to it (see `binary`)."""
+    packed, layers, checks = _packed.pack(data, model)
+    if not checks:
+        notes = "; ".join(f"{r.layer}: {r.note}" for r in layers)
+        raise ValueError(
+            "binary='packed' found no binary layer of model "
+            f"{model.name!r} worth packing ({notes}). Expected a BinaryDense "
+            "or BinaryConv2D with at least 5 input channels per kernel tap."
+        )
+    if verify:
+        _packed.verify(data, packed, checks, _feed(specs, samples, count=64))
+    return packed
 
 
 def _verify(model, data, feed, quantize, kernels):

@@ -179,9 +179,13 @@ class Quantizer:
         """Whether quantization is on (eagerly read; True when unbuilt)."""
         if not self.built:
             return True
-        return int(ops.convert_to_numpy(self.steps)) >= int(
-            ops.convert_to_numpy(self.start_step)
-        )
+
+        def read(v):
+            # Variable.numpy(): NumPy 2 warns when Keras converts a
+            # TensorFlow variable with convert_to_numpy.
+            return int(v.numpy() if hasattr(v, "numpy") else ops.convert_to_numpy(v))
+
+        return read(self.steps) >= read(self.start_step)
 
     # -- serialization ---------------------------------------------------
 

@@ -17,7 +17,9 @@ class LiteRTModel:
 
     LiteRT applies its XNNPACK delegate by default: supported operators run
     in XNNPACK's fast kernels, the rest in LiteRT's builtin kernels;
-    `delegation()` tells which is which. Integer kernels differ in rounding:
+    `delegation()` tells which is which. A model with keras-compress binary
+    operators (`to_tflite(..., binary="packed")`) gets their delegate
+    (`keras_compress.custom_ops`, compiled on first use), which runs them. Integer kernels differ in rounding:
     on an int8 CNN, XNNPACK's outputs differed from TensorFlow Lite Micro's
     by a few quantization steps on 10-15% of values, LiteRT's reference
     kernels (`kernels="reference"`, the code TFLM's kernels come from) on
@@ -31,6 +33,9 @@ class LiteRTModel:
         kernels: `"xnnpack"` (default: the XNNPACK delegate, then LiteRT's
             optimized builtin kernels), `"builtin"` (builtin kernels only) or
             `"reference"` (LiteRT's slow reference kernels).
+        preserve_all_tensors: Keep every intermediate tensor after a run,
+            so `tensors()` can read them, default False (LiteRT reuses
+            their memory).
 
     Example:
 
@@ -40,7 +45,8 @@ class LiteRTModel:
     0.97
     """
 
-    def __init__(self, model, num_threads=None, kernels="xnnpack"):
+    def __init__(self, model, num_threads=None, kernels="xnnpack",
+                 preserve_all_tensors=False):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         self._data, self._flatbuffer = _tflite.load_model_bytes(model, "model")
@@ -57,12 +63,16 @@ class LiteRTModel:
             )
         self.num_threads = num_threads
         self.kernels = kernels
+        self.preserve_all_tensors = bool(preserve_all_tensors)
         resolver = resolvers[kernels]
+        delegates = _custom_op_delegates(self._flatbuffer)
         try:
             self._interpreter = Interpreter(
                 model_content=self._data,
                 num_threads=num_threads,
                 experimental_op_resolver_type=resolver,
+                experimental_delegates=delegates,
+                experimental_preserve_all_tensors=bool(preserve_all_tensors),
             )
             self._interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as e:
@@ -140,6 +150,32 @@ class LiteRTModel:
         self._interpreter.allocate_tensors()
         self._in, self._out = _details_in_order(self._interpreter)
 
+    def tensors(self, x, indices):
+        """Runs one batch `x` and returns the stored values of tensors.
+
+        Args:
+            x: An array (or a list of arrays, one per input): one batch
+                (the model's batch size for a fixed-batch model).
+            indices: Tensor indices of the flatbuffer's first subgraph.
+
+        Returns:
+            `{index: array}`, each as stored (int8 tensors not dequantized).
+        """
+        if not self.preserve_all_tensors:
+            raise ValueError(
+                "Expected a LiteRTModel made with preserve_all_tensors=True "
+                "(LiteRT reuses intermediate tensors' memory otherwise). "
+                "Received: preserve_all_tensors=False"
+            )
+        arrays = _common.as_input_list(x, self.inputs)
+        if not self.dynamic_batch and len(arrays[0]) != self._batch:
+            raise ValueError(
+                f"This model has a fixed batch size of {self._batch}. "
+                f"Received: {len(arrays[0])} samples"
+            )
+        self._run(arrays, raw=True)
+        return {int(i): self._interpreter.get_tensor(int(i)).copy() for i in indices}
+
     def evaluate(self, x, y, batch_size=None):
         """Top-1 accuracy of the model on `(x, y)` (labels as ints or one-hot)."""
         return _common.accuracy(self.predict(x, batch_size=batch_size), y)
@@ -198,6 +234,22 @@ class LiteRTModel:
             "total_ops": len(ops),
             "builtin_only": sorted({op["op"] for op in ops if not op["xnnpack"]}),
         }
+
+
+def _custom_op_delegates(flatbuffer):
+    """The keras-compress delegate, for a model with its binary operators."""
+    from keras_compress import custom_ops
+    from keras_compress.runtime.micro import op_names
+
+    if not any(op in op_names(flatbuffer) for op in custom_ops.CUSTOM_OP_NAMES):
+        return None
+    try:
+        return [custom_ops.litert_delegate()]
+    except custom_ops.BuildError as e:
+        raise custom_ops.BuildError(
+            "This model has keras-compress binary operators, which LiteRT can "
+            f"only run here with their compiled delegate: {e}"
+        ) from None
 
 
 def _delegated_nodes(details):

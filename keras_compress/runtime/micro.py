@@ -59,7 +59,8 @@ class MicroModel:
         else:
             self.arena_bytes = None
         self.arena_size = arena_size
-        self._interpreter = _make(self._data, arena_size, alt_size=alt)
+        self._interpreter = _make(self._data, arena_size, alt_size=alt,
+                                  custom_ops=_uses_custom_ops(self.ops))
         graph = flatbuffer.subgraphs[0]
         self.inputs = [
             _info(self._interpreter.get_input_details(i), graph, i, "in")
@@ -126,28 +127,30 @@ def find_arena_size(data, alt_decompression_memory_size=0):
             example because it uses an operator TFLM has no kernel for.
     """
     alt = alt_decompression_memory_size
+    ops = _uses_custom_ops(op_names(_tflite.parse(data, "data")))
     high = max(_FIRST_PROBE, _ALIGN * (4 * len(data) // _ALIGN + 64))
-    while not _arena.fits(data, high, alt):
+    while not _arena.fits(data, high, alt, ops):
         if high >= _MAX_ARENA:
-            log = _allocation_log(data, _MAX_ARENA, alt)
+            log = _allocation_log(data, _MAX_ARENA, alt, ops)
             raise RuntimeError(
                 "TensorFlow Lite Micro could not allocate the model in "
                 f"{_MAX_ARENA} bytes. Its log: {log.strip()[-800:]}"
             )
         high = min(high * 4, _MAX_ARENA)
-    low = max(_recorded_total(data, high, alt) // _ALIGN * _ALIGN - _ALIGN, 0)
-    size = _arena.smallest_arena(data, low, high, alt, hint=low + 16 * _ALIGN)
+    low = max(_recorded_total(data, high, alt, ops) // _ALIGN * _ALIGN - _ALIGN, 0)
+    size = _arena.smallest_arena(data, low, high, alt, hint=low + 16 * _ALIGN,
+                                 custom_ops=ops)
     # Measured in a child process; prove it here too.
-    interpreter = _make(data, size, alt_size=alt)
+    interpreter = _make(data, size, alt_size=alt, custom_ops=ops)
     interpreter.invoke()
     return size
 
 
-def _recorded_total(data, size, alt):
+def _recorded_total(data, size, alt, ops):
     """Arena bytes TFLM's recording allocator used for one invocation."""
     with tempfile.TemporaryFile(mode="w+") as log:
         with _quiet_stderr(log):
-            interpreter = _make(data, size, raw=True, alt_size=alt)
+            interpreter = _make(data, size, raw=True, alt_size=alt, custom_ops=ops)
             interpreter.invoke()
             interpreter.print_allocations()
         log.seek(0)
@@ -168,30 +171,54 @@ def op_names(flatbuffer):
     return names
 
 
-def _allocation_log(data, size, alt=0):
+def _allocation_log(data, size, alt=0, ops=False):
     with tempfile.TemporaryFile(mode="w+") as log:
         try:
             with _quiet_stderr(log):
-                _make(data, size, raw=True, alt_size=alt)
+                _make(data, size, raw=True, alt_size=alt, custom_ops=ops)
         except RuntimeError as e:
             log.seek(0)
             return log.read() + str(e)
     return ""
 
 
-def _make(data, size, raw=False, alt_size=0):
-    from tflite_micro.python.tflite_micro import runtime
+def _uses_custom_ops(ops):
+    from keras_compress import custom_ops
+
+    return any(op in ops for op in custom_ops.CUSTOM_OP_NAMES)
+
+
+def _registerers(custom_ops):
+    """The keras-compress operators' registerer, when the model needs it."""
+    if not custom_ops:
+        return []
+    from keras_compress.custom_ops import BuildError, micro_registerers
 
     try:
+        return micro_registerers()
+    except BuildError as e:
+        raise BuildError(
+            "This model has keras-compress binary operators, which TensorFlow "
+            f"Lite Micro can only run here with their compiled kernels: {e}"
+        ) from None
+
+
+def _make(data, size, raw=False, alt_size=0, custom_ops=False):
+    from tflite_micro.python.tflite_micro import runtime
+
+    registerers = _registerers(custom_ops)
+    try:
         return runtime.Interpreter.from_bytes(
-            data, arena_size=size, alt_decompression_memory_size=alt_size
+            data, arena_size=size, alt_decompression_memory_size=alt_size,
+            custom_op_registerers=registerers,
         )
     except RuntimeError:
         if raw:
             raise
+        log = _allocation_log(data, size, alt_size, custom_ops)
         raise RuntimeError(
             f"TensorFlow Lite Micro could not load the model with an arena of "
-            f"{size} bytes: {_allocation_log(data, size, alt_size).strip()[-800:]}"
+            f"{size} bytes: {log.strip()[-800:]}"
         ) from None
 
 

@@ -54,7 +54,11 @@ static int32_t* kc_field(kc_options* o, int i) {
   fields[20] = &o->dilation_w;
   fields[21] = &o->pad_top;
   fields[22] = &o->pad_left;
-  fields[23] = &o->reserved;
+  fields[23] = &o->columns;
+  fields[24] = &o->shared[KC_PARAM_MAGNITUDE];
+  fields[25] = &o->shared[KC_PARAM_BIAS];
+  fields[26] = &o->shared[KC_PARAM_MULTIPLIER];
+  fields[27] = &o->shared[KC_PARAM_SHIFT];
   return fields[i];
 }
 
@@ -72,6 +76,26 @@ static int kc_axis_ok(int32_t in, int32_t out, int32_t k, int32_t stride,
   return last_start < in && last_start + extent > 0;
 }
 
+/* The values the arithmetic needs in range: no shift past 31 bits. */
+static int kc_check_row(const int32_t* p) {
+  if (!kc_in_range(p[KC_PARAM_MAGNITUDE], 0, 255) || p[KC_PARAM_MULTIPLIER] < 0 ||
+      !kc_in_range(p[KC_PARAM_SHIFT], -31, 30)) {
+    return KC_BAD_CONSTANTS;
+  }
+  return KC_OK;
+}
+
+/* One channel's parameters, from its table row and the shared values. */
+static void kc_channel(const kc_options* o, const int32_t* table, int32_t channel,
+                       int32_t* out) {
+  const int32_t columns = kc_table_columns(o);
+  const int32_t* row = table + (long)channel * columns;
+  int i, k = 0;
+  for (i = 0; i < KC_PARAM_COUNT; ++i) {
+    out[i] = (o->columns >> i) & 1 ? row[k++] : o->shared[i];
+  }
+}
+
 static int kc_check_options(const kc_options* o) {
   const int32_t dims[] = {o->in_h,     o->in_w,       o->in_c,
                           o->out_h,    o->out_w,      o->out_c,
@@ -81,7 +105,8 @@ static int kc_check_options(const kc_options* o) {
   if (o->kind != KC_FC && o->kind != KC_CONV2D) return KC_BAD_OPTIONS;
   if (o->input_mode != KC_INPUT_INT8 && o->input_mode != KC_INPUT_BINARY)
     return KC_BAD_OPTIONS;
-  if (o->reserved != 0) return KC_BAD_OPTIONS;
+  if (o->columns < 0 || o->columns >= (1 << KC_PARAM_COUNT)) return KC_BAD_OPTIONS;
+  if (kc_check_row(o->shared) != KC_OK) return KC_BAD_OPTIONS;
   for (i = 0; i < sizeof(dims) / sizeof(dims[0]); ++i) {
     if (!kc_in_range(dims[i], 1, KC_MAX_DIM)) return KC_BAD_OPTIONS;
   }
@@ -144,6 +169,22 @@ int32_t kc_row_bytes(const kc_options* o) {
   return o->k_h * o->k_w * kc_words_per_tap(o) * 4;
 }
 
+int32_t kc_table_columns(const kc_options* o) {
+  int32_t n = 0, i;
+  for (i = 0; i < KC_PARAM_COUNT; ++i) n += (o->columns >> i) & 1;
+  return n;
+}
+
+int kc_check_table(const kc_options* o, const int32_t* table) {
+  int32_t channel, p[KC_PARAM_COUNT];
+  if (table == 0 && kc_table_columns(o) > 0) return KC_BAD_CONSTANTS;
+  for (channel = 0; channel < o->out_c; ++channel) {
+    kc_channel(o, table, channel, p);
+    if (kc_check_row(p) != KC_OK) return KC_BAD_CONSTANTS;
+  }
+  return KC_OK;
+}
+
 int32_t kc_input_size(const kc_options* o) {
   return o->in_h * o->in_w * o->in_c;
 }
@@ -170,7 +211,7 @@ int kc_check_tensors(const kc_options* o, const kc_tensor_info* input,
     return KC_BAD_TYPES;
   }
   if (weights->elements != (int64_t)o->out_c * kc_row_bytes(o) ||
-      params->elements != (int64_t)o->out_c * KC_PARAM_COUNT) {
+      params->elements != (int64_t)o->out_c * kc_table_columns(o)) {
     return KC_BAD_CONSTANTS;
   }
   if (input->elements <= 0 || input->elements % sample != 0 ||
@@ -226,20 +267,31 @@ static int32_t kc_rounding_divide_by_pot(int32_t x, int32_t exponent) {
 }
 
 int32_t kc_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier,
-                                            int32_t shift) {
-  const int32_t left = shift > 0 ? shift : 0;
-  const int32_t right = shift > 0 ? 0 : -shift;
-  const int32_t shifted = (int32_t)((uint32_t)x << left);
-  return kc_rounding_divide_by_pot(kc_doubling_high_mul(shifted, multiplier),
-                                   right);
+                                            int32_t shift, int32_t rounding) {
+  if (rounding == KC_ROUND_SINGLE) {
+    /* One rounding of x * multiplier * 2^(shift - 31). */
+    const int32_t total = 31 - shift;
+    const int64_t round = (int64_t)1 << (total - 1);
+    return (int32_t)(((int64_t)x * multiplier + round) >> total);
+  } else {
+    /* A rounding doubling high multiply, then a rounding right shift. */
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    const int32_t shifted = (int32_t)((uint32_t)x << left);
+    return kc_rounding_divide_by_pot(kc_doubling_high_mul(shifted, multiplier),
+                                     right);
+  }
 }
 
-static int8_t kc_output(const kc_options* o, const int32_t* p, int64_t sum) {
+static int8_t kc_output(const kc_options* o, int32_t rounding, const int32_t* table,
+                        int32_t channel, int64_t sum) {
+  int32_t p[KC_PARAM_COUNT];
+  kc_channel(o, table, channel, p);
   /* Wraps like TFLite's int32 accumulator. */
   int32_t acc = (int32_t)(uint32_t)(uint64_t)(
       (int64_t)p[KC_PARAM_MAGNITUDE] * sum + p[KC_PARAM_BIAS]);
   int32_t v = kc_multiply_by_quantized_multiplier(
-      acc, p[KC_PARAM_MULTIPLIER], p[KC_PARAM_SHIFT]);
+      acc, p[KC_PARAM_MULTIPLIER], p[KC_PARAM_SHIFT], rounding);
   v += o->output_zero_point;
   if (v < o->act_min) v = o->act_min;
   if (v > o->act_max) v = o->act_max;
@@ -281,13 +333,15 @@ static void kc_tap_range(int32_t start, int32_t k, int32_t dilation,
 }
 
 /* sum_i s_i * d(x_i) over the valid taps, binary input: D disagreements,
- * P weights of +1, n elements (see kc_binary.h). */
+ * P weights of +1, n elements; with d_plus = -d_minus, P cancels. */
 static int64_t kc_binary_sum(const kc_options* o, const uint8_t* row,
                              const uint32_t* bits, int32_t iy0, int32_t ix0,
                              int32_t ky0, int32_t ky1, int32_t kx0,
-                             int32_t kx1, int interior, int32_t ones) {
+                             int32_t kx1) {
   const int32_t words = kc_words_per_tap(o);
-  int64_t d = 0, p = interior ? ones : 0, n;
+  /* The popcount of the weights is needed only when P does not cancel. */
+  const int symmetric = o->d_plus == -o->d_minus;
+  int64_t d = 0, p = 0, n;
   int32_t ky, kx, w;
   for (ky = ky0; ky < ky1; ++ky) {
     const int32_t iy = iy0 + ky * o->dilation_h;
@@ -296,16 +350,21 @@ static int64_t kc_binary_sum(const kc_options* o, const uint8_t* row,
       const uint8_t* wt = row + ((long)ky * o->k_w + kx) * words * 4;
       const uint32_t* xt = bits + ((long)iy * o->in_w + ix) * words;
       int32_t disagree = 0, plus = 0;
-      for (w = 0; w < words; ++w) {
-        const uint32_t wv = kc_load_u32(wt + 4 * w);
-        disagree += kc_popcount(xt[w] ^ wv);
-        plus += kc_popcount(wv);
+      if (symmetric) {
+        for (w = 0; w < words; ++w) disagree += kc_popcount(xt[w] ^ kc_load_u32(wt + 4 * w));
+      } else {
+        for (w = 0; w < words; ++w) {
+          const uint32_t wv = kc_load_u32(wt + 4 * w);
+          disagree += kc_popcount(xt[w] ^ wv);
+          plus += kc_popcount(wv);
+        }
       }
       d += disagree;
-      if (!interior) p += plus;
+      p += plus;
     }
   }
   n = (int64_t)(ky1 - ky0) * (kx1 - kx0) * o->in_c;
+  if (symmetric) return (int64_t)o->d_plus * (n - 2 * d);
   return (int64_t)o->d_plus * (p - d) + (int64_t)o->d_minus * (p - n + d);
 }
 
@@ -357,9 +416,9 @@ static int64_t kc_window_total(const kc_options* o, const int8_t* x,
   return total;
 }
 
-int kc_binary_run(const kc_options* o, int32_t batch, const int8_t* input,
-                  const uint8_t* weights, const int32_t* params,
-                  int8_t* output, uint32_t* scratch) {
+int kc_binary_run(const kc_options* o, int32_t rounding, int32_t batch,
+                  const int8_t* input, const uint8_t* weights,
+                  const int32_t* params, int8_t* output, uint32_t* scratch) {
   const int32_t in_size = kc_input_size(o);
   const int32_t out_size = kc_output_size(o);
   const int32_t row_bytes = kc_row_bytes(o);
@@ -382,20 +441,16 @@ int kc_binary_run(const kc_options* o, int32_t batch, const int8_t* input,
       for (ox = 0; ox < o->out_w; ++ox) {
         const int32_t ix0 = ox * o->stride_w - o->pad_left;
         int32_t kx0, kx1;
-        int interior;
         int64_t total = 0;
         kc_tap_range(ix0, o->k_w, o->dilation_w, o->in_w, &kx0, &kx1);
-        interior = ky0 == 0 && ky1 == o->k_h && kx0 == 0 && kx1 == o->k_w;
         if (!binary) total = kc_window_total(o, x, iy0, ix0, ky0, ky1, kx0, kx1);
         for (oc = 0; oc < o->out_c; ++oc) {
-          const int32_t* p = params + (long)oc * KC_PARAM_COUNT;
           const uint8_t* row = weights + (long)oc * row_bytes;
           const int64_t sum =
-              binary ? kc_binary_sum(o, row, scratch, iy0, ix0, ky0, ky1, kx0,
-                                     kx1, interior, p[KC_PARAM_ONES])
+              binary ? kc_binary_sum(o, row, scratch, iy0, ix0, ky0, ky1, kx0, kx1)
                      : kc_int8_sum(o, row, x, iy0, ix0, ky0, ky1, kx0, kx1,
                                    total);
-          y[((long)oy * o->out_w + ox) * o->out_c + oc] = kc_output(o, p, sum);
+          y[((long)oy * o->out_w + ox) * o->out_c + oc] = kc_output(o, rounding, params, oc, sum);
         }
       }
     }

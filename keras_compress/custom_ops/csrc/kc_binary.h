@@ -5,7 +5,12 @@
  * weights are +-m (binary layers, BinaryConnect / BWN / XNOR-Net), with the
  * weights stored as bits (1 = +m), 32 to a little-endian word. The
  * arithmetic is TFLite's reference int8 arithmetic, so the outputs are
- * bit-identical to the builtin operators on the same quantized model.
+ * bit-identical to the builtin operators on the same quantized model. The
+ * requantization rounds the way the runtime's builtin operator does, which
+ * the caller says (kc_rounding): twice (a rounding doubling high multiply,
+ * then a rounding shift: TFLite's default, TFLite Micro, LiteRT's reference
+ * CONV_2D) or once (TFLITE_SINGLE_ROUNDING builds; LiteRT 2.3's reference
+ * FULLY_CONNECTED).
  *
  * The core allocates nothing and needs nothing beyond <stdint.h>: callers
  * pass a scratch buffer of kc_scratch_bytes() bytes (input bits), a
@@ -21,7 +26,9 @@
  *                    popcount over 32-bit words.
  *
  * Operator tensors: 0 input (int8), 1 packed weights (uint8, out_c rows of
- * kc_row_bytes()), 2 channel parameters (int32, out_c x KC_PARAM_COUNT),
+ * kc_row_bytes()), 2 channel table (int32, out_c x kc_table_columns():
+ * the per-channel values of the columns set in options.columns, in
+ * kc_param order; a column not set takes the options' shared value),
  * output 0 (int8).
  */
 #ifndef KC_BINARY_H_
@@ -34,7 +41,7 @@ extern "C" {
 #endif
 
 #define KC_OPTIONS_MAGIC 0x3142434Bu /* "KCB1", little-endian */
-#define KC_OPTIONS_FIELDS 24
+#define KC_OPTIONS_FIELDS 28
 #define KC_OPTIONS_BYTES (4 * (KC_OPTIONS_FIELDS + 1))
 
 enum kc_status {
@@ -48,17 +55,19 @@ enum kc_status {
 };
 /* Tensor types, as TfLiteType numbers them. */
 enum kc_type { KC_TYPE_INT32 = 2, KC_TYPE_UINT8 = 3, KC_TYPE_INT8 = 9 };
+/* How the requantization rounds (see above). */
+enum kc_rounding { KC_ROUND_DOUBLE = 0, KC_ROUND_SINGLE = 1 };
 enum kc_kind { KC_FC = 1, KC_CONV2D = 2 };
 enum kc_input_mode { KC_INPUT_INT8 = 0, KC_INPUT_BINARY = 1 };
 
-/* Columns of the channel parameter table (int32, one row per channel). */
+/* The channel parameters (bit i of options.columns: column i is in the
+ * table; otherwise every channel takes the options' shared value). */
 enum kc_param {
-  KC_PARAM_MAGNITUDE = 0, /* m: the channel's weights are +-m (int8 units) */
-  KC_PARAM_BIAS = 1,      /* int32 bias, in input scale * weight scale */
+  KC_PARAM_MAGNITUDE = 0,  /* m: the channel's weights are +-m (int8 units) */
+  KC_PARAM_BIAS = 1,       /* int32 bias, in input scale * weight scale */
   KC_PARAM_MULTIPLIER = 2, /* TFLite quantized multiplier (Q31) */
-  KC_PARAM_SHIFT = 3,     /* TFLite shift: > 0 left, < 0 right */
-  KC_PARAM_ONES = 4,      /* number of +m weights in the channel */
-  KC_PARAM_COUNT = 5
+  KC_PARAM_SHIFT = 3,      /* TFLite shift: > 0 left, < 0 right */
+  KC_PARAM_COUNT = 4
 };
 
 typedef struct kc_options {
@@ -75,7 +84,8 @@ typedef struct kc_options {
   int32_t stride_h, stride_w;
   int32_t dilation_h, dilation_w;
   int32_t pad_top, pad_left; /* zero-point padding before the first row/col */
-  int32_t reserved;          /* 0 */
+  int32_t columns;           /* bit i: kc_param i is a table column */
+  int32_t shared[KC_PARAM_COUNT]; /* values of the other parameters */
 } kc_options;
 
 /* Parses and checks custom options (KC_OPTIONS_BYTES bytes: the magic,
@@ -92,6 +102,8 @@ void kc_write_options(const kc_options* options, uint8_t* data);
 int32_t kc_words_per_tap(const kc_options* o);
 /* Bytes of one output channel's packed weights: k_h * k_w * words * 4. */
 int32_t kc_row_bytes(const kc_options* o);
+/* Columns of the channel table (the bits set in options.columns). */
+int32_t kc_table_columns(const kc_options* o);
 /* Input elements per sample (in_h * in_w * in_c) and output elements. */
 int32_t kc_input_size(const kc_options* o);
 int32_t kc_output_size(const kc_options* o);
@@ -106,27 +118,32 @@ typedef struct kc_tensor_info {
 } kc_tensor_info;
 
 /* Checks the operator's tensors against its options (int8 input and
- * output, uint8 or int8 packed weights, int32 channel parameters, sizes);
+ * output, uint8 or int8 packed weights, int32 channel table, sizes);
  * on KC_OK, *batch is the number of samples in the input. */
 int kc_check_tensors(const kc_options* o, const kc_tensor_info* input,
                      const kc_tensor_info* weights,
                      const kc_tensor_info* params,
                      const kc_tensor_info* output, int32_t* batch);
 
+/* Checks the channel table's values (magnitudes in [0, 255], multipliers
+ * >= 0, shifts in [-31, 30]): KC_OK or KC_BAD_CONSTANTS. */
+int kc_check_table(const kc_options* o, const int32_t* table);
+
 /* A sentence for a status, for the runtimes' error reports. */
 const char* kc_status_message(int status);
 
-/* Runs the operator on `batch` samples. input: batch * kc_input_size int8;
- * weights: out_c * kc_row_bytes bytes; params: out_c * KC_PARAM_COUNT
- * int32; output: batch * kc_output_size int8; scratch: kc_scratch_bytes,
+/* Runs the operator on `batch` samples, requantizing with `rounding`
+ * (a kc_rounding). input: batch * kc_input_size int8;
+ * weights: out_c * kc_row_bytes bytes; params: the channel table, out_c *
+ * kc_table_columns int32; output: batch * kc_output_size int8; scratch: kc_scratch_bytes,
  * 4-byte aligned (may be NULL when that is 0). */
-int kc_binary_run(const kc_options* o, int32_t batch, const int8_t* input,
-                  const uint8_t* weights, const int32_t* params,
-                  int8_t* output, uint32_t* scratch);
+int kc_binary_run(const kc_options* o, int32_t rounding, int32_t batch,
+                  const int8_t* input, const uint8_t* weights,
+                  const int32_t* params, int8_t* output, uint32_t* scratch);
 
-/* TFLite's fixed-point requantization (exposed for tests). */
+/* TFLite's fixed-point requantization, rounding as `rounding` says. */
 int32_t kc_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier,
-                                            int32_t shift);
+                                            int32_t shift, int32_t rounding);
 
 #ifdef __cplusplus
 }

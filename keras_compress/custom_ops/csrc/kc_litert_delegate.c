@@ -135,6 +135,7 @@ static TfLiteStatus kc_kernel_prepare(TfLiteContext* context, TfLiteNode* node) 
   infos[3] = kc_info(out, 0);
   status = kc_check_tensors(&kernel->options, &infos[0], &infos[1], &infos[2],
                             &infos[3], &batch);
+  if (status == KC_OK) status = kc_check_table(&kernel->options, (const int32_t*)params->data);
   if (status != KC_OK) return kc_fail(context, kc_status_message(status));
   if (kc_elements(out) != (int64_t)batch * kc_output_size(&kernel->options)) {
     if (out->dims == NULL || out->dims->size < 1 || out->dims->data[0] <= 0 ||
@@ -158,8 +159,12 @@ static TfLiteStatus kc_kernel_prepare(TfLiteContext* context, TfLiteNode* node) 
 
 static TfLiteStatus kc_kernel_invoke(TfLiteContext* context, TfLiteNode* node) {
   kc_kernel* kernel = (kc_kernel*)node->user_data;
+  /* LiteRT 2.3's reference int8 FULLY_CONNECTED rounds once, its CONV_2D
+   * twice (measured): round as the builtin operator would. */
+  const int32_t rounding =
+      kernel->options.kind == KC_FC ? KC_ROUND_SINGLE : KC_ROUND_DOUBLE;
   int status = kc_binary_run(
-      &kernel->options, kernel->batch,
+      &kernel->options, rounding, kernel->batch,
       (const int8_t*)context->tensors[kernel->input].data,
       (const uint8_t*)context->tensors[kernel->weights].data,
       (const int32_t*)context->tensors[kernel->params].data,

@@ -1,13 +1,14 @@
-/* The C structs of LiteRT (TFLite) and TensorFlow Lite Micro that the
- * keras-compress operator glue reads, declared here so that the glue builds
+/* The C structs of LiteRT (TFLite) and of the pip tflite-micro wheel that
+ * the keras-compress delegate (kc_litert_delegate.c) and the wheel's
+ * registerer (kc_tflm_python.c) read, declared here so that they build
  * without a LiteRT or TFLM source tree.
  *
- * Layouts follow LiteRT's public C API (tflite/core/c/common.h, LiteRT 2.x;
- * the same structs TFLM compiles with TF_LITE_STATIC_MEMORY) field for
- * field up to the last field the glue uses; structs the runtime copies by
- * value (TfLiteRegistration) are complete. A firmware build that has TFLM's
- * headers uses those instead (kc_tflm_kernels.h includes this file only
- * when KC_HOST_ABI is defined).
+ * Layouts follow LiteRT's public C API (tflite/core/c/common.h, LiteRT 2.x)
+ * field for field up to the last field used; structs the runtime copies by
+ * value (TfLiteRegistration) are complete. The TFLM node and registration
+ * are those of TFLM's TF_LITE_STATIC_MEMORY build, as the pinned wheel lays
+ * them out. Firmware does not use this file: kc_tflm_ops.h includes TFLM's
+ * own headers.
  */
 #ifndef KC_TFLITE_ABI_H_
 #define KC_TFLITE_ABI_H_

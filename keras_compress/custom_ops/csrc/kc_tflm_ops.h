@@ -94,6 +94,11 @@ struct BinaryKernels {
       data->status = kc_check_tensors(&data->options, &in, &weights, &params,
                                       &out, &data->batch);
     }
+    if (data->status == KC_OK) {
+      data->status = kc_check_table(
+          &data->options,
+          static_cast<const int32_t*>(micro::GetEvalInput(context, node, 2)->data.data));
+    }
     if (data->status != KC_OK) {
       MicroPrintf("keras-compress binary operator: %s", kc_status_message(data->status));
       return Error();
@@ -120,8 +125,13 @@ struct BinaryKernels {
       scratch = static_cast<uint32_t*>(
           GetMicroContext(context)->GetScratchBuffer(data->scratch_index));
     }
+#if defined(TFLITE_SINGLE_ROUNDING) && TFLITE_SINGLE_ROUNDING
+    const int32_t rounding = KC_ROUND_SINGLE;  // as TFLM's own kernels
+#else
+    const int32_t rounding = KC_ROUND_DOUBLE;
+#endif
     const int status = kc_binary_run(
-        &data->options, data->batch,
+        &data->options, rounding, data->batch,
         static_cast<const int8_t*>(micro::GetEvalInput(context, node, 0)->data.data),
         static_cast<const uint8_t*>(micro::GetEvalInput(context, node, 1)->data.data),
         static_cast<const int32_t*>(micro::GetEvalInput(context, node, 2)->data.data),

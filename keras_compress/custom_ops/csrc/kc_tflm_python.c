@@ -102,6 +102,11 @@ static TfLiteStatus kc_prepare(struct TfLiteContext* context,
   infos[3] = kc_info(kc_api.get_eval_tensor(context, node->outputs->data[0]));
   data->status = kc_check_tensors(&data->options, &infos[0], &infos[1],
                                   &infos[2], &infos[3], &data->batch);
+  if (data->status == KC_OK) {
+    data->status = kc_check_table(
+        &data->options,
+        (const int32_t*)kc_api.get_eval_tensor(context, node->inputs->data[2])->data);
+  }
   if (data->status != KC_OK) return kc_fail(context, data->status);
   if (kc_scratch_bytes(&data->options) > 0) {
     return kc_api.request_scratch_buffer(
@@ -129,7 +134,9 @@ static TfLiteStatus kc_invoke(struct TfLiteContext* context, TfLiteMicroNode* no
   if (data->scratch_index >= 0) {
     scratch = (uint32_t*)kc_api.get_scratch_buffer(context, data->scratch_index);
   }
-  return kc_binary_run(&data->options, data->batch, (const int8_t*)t[0]->data,
+  /* The wheel's builtin int8 operators round twice (measured). */
+  return kc_binary_run(&data->options, KC_ROUND_DOUBLE, data->batch,
+                       (const int8_t*)t[0]->data,
                        (const uint8_t*)t[1]->data, (const int32_t*)t[2]->data,
                        (int8_t*)t[3]->data, scratch) == KC_OK
              ? kTfLiteOk

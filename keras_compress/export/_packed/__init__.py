@@ -6,7 +6,9 @@ FULLY_CONNECTED and CONV_2D operators of its `BinaryDense` and
 operators (see `keras_compress.custom_ops`).
 """
 
+from keras_compress.export._packed.rewrite import Check
 from keras_compress.export._packed.rewrite import PackedLayer
 from keras_compress.export._packed.rewrite import pack
+from keras_compress.export._packed.verify import verify
 
-__all__ = ["PackedLayer", "pack"]
+__all__ = ["Check", "PackedLayer", "pack", "verify"]

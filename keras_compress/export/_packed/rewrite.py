@@ -10,9 +10,10 @@ a custom operator reading:
   chain (`binarize.find`), the tensor before it (the chain is then dropped
   if nothing else reads it);
 - the weights as bits (`custom_ops.reference.pack_signs`);
-- an int32 table per output channel: m, the int32 bias, TFLite's output
-  multiplier and shift for input scale * weight scale / output scale, and
-  the number of +1 weights.
+- per output channel: m, the int32 bias, and TFLite's output multiplier
+  and shift for input scale * weight scale / output scale, as an int32
+  table of the values that differ between channels (the others are stored
+  once in the options).
 
 Its output is the builtin operator's output tensor (same quantization), and
 its arithmetic is TFLite's reference int8 arithmetic, so a verified file is
@@ -114,8 +115,22 @@ def _binary_magnitudes(q, signs):
     return magnitude
 
 
+@dataclasses.dataclass
+class Check:
+    """What one packed operator must compute, in the builtin file's terms:
+    `reference.run(options, tensor source, packed, params)` equals tensor
+    `output` (indices of the builtin file)."""
+
+    layer: str
+    source: int
+    output: int
+    options: dict
+    packed: object
+    params: object
+
+
 def pack(data, model):
-    """Returns `(packed .tflite bytes, [PackedLayer])`.
+    """Returns `(packed .tflite bytes, [PackedLayer], [Check])`.
 
     Raises:
         ValueError: if the model has no binary layer, or a binary layer has
@@ -133,7 +148,7 @@ def pack(data, model):
     links = g.Links(graph)
     candidates = [k for k, op in enumerate(graph.operators)
                   if g.op_name(flat, op) in ("FULLY_CONNECTED", "CONV_2D")]
-    rows, claimed = [], set()
+    rows, checks, claimed = [], [], set()
     for layer in layers:
         signs = _layer_signs(layer)
         match = None
@@ -152,10 +167,13 @@ def pack(data, model):
                 "the layer's output used?)"
             )
         claimed.add(match[0])
-        rows.append(_replace(flat, graph, links, match[0], match[1], layer.name))
+        row, check = _replace(flat, graph, links, match[0], match[1], layer.name)
+        rows.append(row)
+        if check is not None:
+            checks.append(check)
     g.remove_dead_operators(flat, graph)
     _lean.remove_unused(flat)
-    return _tflite.serialize(flat), rows
+    return _tflite.serialize(flat), rows, checks
 
 
 def _replace(model, graph, links, k, magnitude, layer_name):
@@ -170,17 +188,17 @@ def _replace(model, graph, links, k, magnitude, layer_name):
     options = _shape_options(model, graph, op, name)
     kind = "KC_BINARY_FC" if name == "FULLY_CONNECTED" else "KC_BINARY_CONV2D"
     if isinstance(options, str):
-        return PackedLayer(layer_name, name, "int8", count, count, 0, options)
+        return PackedLayer(layer_name, name, "int8", count, count, 0, options), None
     packed_bytes = out_c * _options.row_bytes(options)
     if packed_bytes >= count:
         return PackedLayer(
             layer_name, name, "int8", count, count, 0,
             f"{in_c} input channel(s) per kernel tap: the bits (padded to "
-            "32 per tap) would not be smaller than the int8 weights")
+            "32 per tap) would not be smaller than the int8 weights"), None
     x_scales, x_zeros = g.quantization(graph.tensors[inputs[0]])
     if graph.tensors[inputs[0]].type != S.TensorType.INT8 or x_scales.size != 1:
         return PackedLayer(layer_name, name, "int8", count, count, 0,
-                           "its input is not a per-tensor quantized int8 tensor")
+                           "its input is not a per-tensor quantized int8 tensor"), None
     x_scale, x_zero = float(x_scales[0]), int(x_zeros[0])
     chain = binarize.find(model, graph, links, inputs[0])
     source = chain.source if chain else inputs[0]
@@ -189,11 +207,12 @@ def _replace(model, graph, links, k, magnitude, layer_name):
     act = _activation_range(op, output)
     if act is None:
         return PackedLayer(layer_name, name, "int8", count, count, 0,
-                           "its fused activation has no int8 clamp here")
+                           "its fused activation has no int8 clamp here"), None
     options["output_zero_point"] = int(g.quantization(output)[1][0])
     options["act_min"], options["act_max"] = act
     q = g.constant(model, graph, inputs[1]).reshape(out_c, taps, in_c)
-    params = _channel_params(model, graph, inputs, output, x_scale, magnitude, q)
+    params = _options.split_parameters(
+        options, _channel_params(model, graph, inputs, output, x_scale, magnitude, q))
     custom = _tflite_edit.custom_opcode_index(model, kind)
     packed = reference.pack_signs(np.where(q > 0, 1, -1), _options.words_per_tap(options))
     w_index = _tflite_edit.add_constant(model, graph, packed, S.TensorType.UINT8,
@@ -207,8 +226,9 @@ def _replace(model, graph, links, k, magnitude, layer_name):
     new.customOptions = np.frombuffer(_options.pack(options), dtype=np.uint8)
     new.customOptionsFormat = S.CustomOptionsFormat.FLEXBUFFERS
     graph.operators[k] = new
-    return PackedLayer(layer_name, kind, "binary" if chain else "int8", count,
-                       count, packed_bytes)
+    row = PackedLayer(layer_name, kind, "binary" if chain else "int8", count,
+                      count, packed_bytes)
+    return row, Check(layer_name, source, int(new.outputs[0]), dict(options), packed, params)
 
 
 def _input_options(chain, x_zero):
@@ -280,9 +300,9 @@ def _channel_params(model, graph, inputs, output, x_scale, magnitude, q):
     out_scale = g.quantization(output)[0][0]
     bias = g.constant(model, graph, inputs[2]) if len(inputs) > 2 else None
     bias = np.zeros(out_c, dtype=np.int64) if bias is None else bias.astype(np.int64)
-    params = np.zeros((out_c, _options.PARAM_COUNT), dtype=np.int32)
+    params = np.zeros((out_c, len(_options.PARAMS)), dtype=np.int64)
     for j in range(out_c):
         multiplier, shift = reference.quantize_multiplier(
             x_scale * float(w_scales[j]) / out_scale)
-        params[j] = (magnitude[j], bias[j], multiplier, shift, int((q[j] > 0).sum()))
+        params[j] = (magnitude[j], bias[j], multiplier, shift)
     return params
