@@ -30,6 +30,7 @@ def _core():
     core.kc_parse_options.argtypes = [ctypes.c_char_p, ctypes.c_int32, options]
     core.kc_binary_run.argtypes = [options, ctypes.c_int32, ctypes.c_int32] + [pointer] * 5
     core.kc_check_table.argtypes = [options, pointer]
+    core.kc_scratch_bytes.argtypes = [options]
     core.kc_multiply_by_quantized_multiplier.argtypes = [ctypes.c_int32] * 4
     core.kc_multiply_by_quantized_multiplier.restype = ctypes.c_int32
     return core
@@ -116,8 +117,8 @@ def test_c_core_equals_numpy_on_random_shapes(rounding):
         assert status == 0 and parsed == o
         want = reference.run(o, x, packed, table, rounding=rounding)
         out = np.zeros(batch * o["out_h"] * o["out_w"] * o["out_c"], np.int8)
-        scratch = np.zeros(max(1, o["in_h"] * o["in_w"] * op_options.words_per_tap(o)), np.uint32)
         options = _Options(**o)
+        scratch = np.zeros(max(1, core.kc_scratch_bytes(ctypes.byref(options)) // 4), np.uint32)
         status = core.kc_binary_run(
             ctypes.byref(options), _ROUNDING[rounding], batch, x.ctypes.data, packed.ctypes.data,
             np.ascontiguousarray(table).ctypes.data, out.ctypes.data, scratch.ctypes.data)
@@ -144,13 +145,17 @@ def test_pack_signs_round_trip_is_bit_exact():
         signs = rng.choice([-1, 1], size=(5, 9, in_c)).astype(np.int8)
         words = -(-in_c // 32)
         packed = reference.pack_signs(signs, words)
-        assert packed.shape == (5, 9 * words * 4)
+        assert packed.shape == (9 * words, 5 * 4)
         np.testing.assert_array_equal(reference.unpack_signs(packed, 9, in_c), signs)
-        # Little-endian words, bit c = channel c, unused bits zero.
-        word = struct.unpack("<I", packed[0, :4].tobytes())[0]
-        for c in range(min(in_c, 32)):
-            assert (word >> c) & 1 == (signs[0, 0, c] > 0)
-        assert word >> min(in_c, 32) == 0
+        # Row k = tap * words + w: one little-endian word per output
+        # channel; bit c = input channel 32 w + c; unused bits zero.
+        for out in (0, 3):
+            for tap in (0, 8):
+                row = packed[tap * words]
+                word = struct.unpack("<I", row[4 * out:4 * out + 4].tobytes())[0]
+                for c in range(min(in_c, 32)):
+                    assert (word >> c) & 1 == (signs[out, tap, c] > 0)
+                assert word >> min(in_c, 32) == 0
 
 
 def test_corrupt_options_are_refused_by_c_and_python():

@@ -83,6 +83,15 @@ def test_benchmark_reports_latency(cnn_float):
         LiteRTModel(cnn_float).benchmark(num_runs=0)
 
 
+def test_micro_benchmark_reports_latency(cnn_int8):
+    micro = MicroModel(cnn_int8)
+    stats = micro.benchmark(num_runs=15, warmup=1)
+    assert stats["runs"] == 15 and stats["batch_size"] == 1
+    assert 0 < stats["min_ms"] <= stats["median_ms"] <= stats["p90_ms"]
+    with pytest.raises(ValueError, match="warmup"):
+        micro.benchmark(warmup=-1)
+
+
 def test_delegation_report_counts_every_op(cnn_int8):
     report = LiteRTModel(cnn_int8).delegation()
     assert report["total_ops"] == len(report["ops"]) >= 7

@@ -16,23 +16,30 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
 def pack_signs(signs, words_per_tap):
-    """Packs +-1 signs `(out_c, taps, in_c)` into bytes `(out_c, row_bytes)`:
-    bit c of 32-bit little-endian word w of a tap is channel 32 * w + c,
-    1 for +1; unused bits are 0."""
+    """Packs +-1 signs `(out_c, taps, in_c)` into the operators' layout,
+    bytes `(taps * words_per_tap, out_c * 4)`: row k = tap * words + w
+    holds one little-endian 32-bit word per output channel, bit c standing
+    for input channel 32 * w + c (1 for +1; unused bits 0)."""
     signs = np.asarray(signs)
     out_c, taps, in_c = signs.shape
     bits = np.zeros((out_c, taps, words_per_tap * 32), dtype=np.uint8)
     bits[:, :, :in_c] = signs > 0
     # Within each byte, bit k is element 8 * byte + k (little-endian order).
-    packed = np.packbits(bits.reshape(out_c, taps, -1, 8), axis=-1, bitorder="little")
-    return packed.reshape(out_c, taps * words_per_tap * 4)
+    packed = np.packbits(bits.reshape(out_c, taps, words_per_tap, 4, 8), axis=-1,
+                         bitorder="little")[..., 0]  # (out_c, taps, words, 4)
+    return np.ascontiguousarray(
+        packed.transpose(1, 2, 0, 3).reshape(taps * words_per_tap, out_c * 4))
 
 
 def unpack_signs(packed, taps, in_c):
     """The inverse of `pack_signs`: +-1 int8 signs `(out_c, taps, in_c)`."""
     packed = np.asarray(packed, dtype=np.uint8)
-    out_c = packed.shape[0]
-    bits = np.unpackbits(packed.reshape(out_c, taps, -1), axis=-1, bitorder="little")
+    rows = packed.shape[0]
+    words = rows // taps
+    out_c = packed.shape[1] // 4
+    per_word = packed.reshape(taps, words, out_c, 4).transpose(2, 0, 1, 3)
+    bits = np.unpackbits(per_word.reshape(out_c, taps, words * 4), axis=-1,
+                         bitorder="little")
     return np.where(bits[:, :, :in_c] > 0, 1, -1).astype(np.int8)
 
 
@@ -106,7 +113,7 @@ def run(options, x, packed, params, rounding="double"):
     Args:
         options: The operator's options (a dict, see `_options`).
         x: int8 input, `batch` samples of `in_h * in_w * in_c` values.
-        packed: The packed weights, `(out_c, row_bytes)` uint8.
+        packed: The packed weights (`pack_signs` layout).
         params: The channel table (the columns `options["columns"]` names).
         rounding: The requantization's rounding, `"double"` (default) or
             `"single"` (see `multiply_by_quantized_multiplier`).

@@ -147,3 +147,27 @@ def latency_stats(times_s, batch_size):
         "runs": int(len(ms)),
         "batch_size": int(batch_size),
     }
+
+
+def random_input(rng, shape, info):
+    """Random inputs of `shape` for a tensor: the whole range of an integer
+    type, [0, 1) for floats."""
+    if np.issubdtype(info.dtype, np.integer):
+        limits = np.iinfo(info.dtype)
+        return rng.integers(limits.min, limits.max, shape, endpoint=True).astype(info.dtype)
+    return rng.uniform(0, 1, shape).astype(info.dtype)
+
+
+def time_invocations(invoke, num_runs, warmup):
+    """Seconds of each of `num_runs` calls of `invoke`, after `warmup`
+    untimed calls."""
+    import time
+
+    for _ in range(warmup):
+        invoke()
+    times = []
+    for _ in range(num_runs):
+        start = time.perf_counter()
+        invoke()
+        times.append(time.perf_counter() - start)
+    return times

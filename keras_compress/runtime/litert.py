@@ -1,7 +1,5 @@
 """Run and time a `.tflite` in the LiteRT interpreter (XNNPACK by default)."""
 
-import time
-
 import numpy as np
 
 from keras_compress import _tflite
@@ -200,15 +198,8 @@ class LiteRTModel:
         rng = np.random.default_rng(seed)
         for d, info in zip(self._in, self.inputs):
             shape = tuple(int(s) for s in d["shape"])
-            self._interpreter.set_tensor(d["index"], _random(rng, shape, info))
-        invoke = self._interpreter.invoke
-        for _ in range(warmup):
-            invoke()
-        times = []
-        for _ in range(num_runs):
-            start = time.perf_counter()
-            invoke()
-            times.append(time.perf_counter() - start)
+            self._interpreter.set_tensor(d["index"], _common.random_input(rng, shape, info))
+        times = _common.time_invocations(self._interpreter.invoke, num_runs, warmup)
         stats = _common.latency_stats(times, int(self._in[0]["shape"][0]))
         stats["num_threads"] = self.num_threads
         return stats
@@ -219,13 +210,17 @@ class LiteRTModel:
         Returns:
             A dict: `ops` (a list of `{"index", "op", "xnnpack"}` in model
             order), `xnnpack_ops` and `total_ops` counts, and
-            `builtin_only` (the op names XNNPACK did not take).
+            `builtin_only` (the op names XNNPACK did not take; the packed
+            binary operators, which the keras-compress delegate runs, are
+            listed there too).
         """
         details = self._interpreter._get_ops_details()
         originals = [d for d in details if d["op_name"] != "DELEGATE"]
         delegated = _delegated_nodes(details)
+        # keras-compress's binary operators run in their own delegate.
         ops = [
-            {"index": int(d["index"]), "op": d["op_name"], "xnnpack": d["index"] in delegated}
+            {"index": int(d["index"]), "op": d["op_name"],
+             "xnnpack": d["index"] in delegated and not d["op_name"].startswith("KC_BINARY_")}
             for d in originals
         ]
         return {
@@ -327,10 +322,3 @@ def _info(detail, fallback_name):
         scale=scale,
         zero_point=zero_point,
     )
-
-
-def _random(rng, shape, info):
-    if np.issubdtype(info.dtype, np.integer):
-        limits = np.iinfo(info.dtype)
-        return rng.integers(limits.min, limits.max, shape, endpoint=True).astype(info.dtype)
-    return rng.uniform(0, 1, shape).astype(info.dtype)

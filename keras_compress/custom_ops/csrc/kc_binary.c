@@ -16,8 +16,12 @@ static void kc_store_u32(uint8_t* p, uint32_t v) {
   p[3] = (uint8_t)((v >> 24) & 0xFFu);
 }
 
+/* A popcount instruction where the target has one (GCC and clang call a
+ * helper function for __builtin_popcount otherwise); else bit twiddling,
+ * which compilers also vectorize. */
 static int32_t kc_popcount(uint32_t v) {
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__GNUC__) || defined(__clang__)) && \
+    (defined(__POPCNT__) || defined(__aarch64__) || defined(__ARM_NEON))
   return (int32_t)__builtin_popcount(v);
 #else
   v = v - ((v >> 1) & 0x55555555u);
@@ -85,16 +89,28 @@ static int kc_check_row(const int32_t* p) {
   return KC_OK;
 }
 
-/* One channel's parameters, from its table row and the shared values. */
-static void kc_channel(const kc_options* o, const int32_t* table, int32_t channel,
-                       int32_t* out) {
+/* Where each channel parameter is read: a table column (stride: the
+ * table's width) or the shared value (stride 0). */
+typedef struct kc_params_view {
+  const int32_t* base[KC_PARAM_COUNT];
+  long stride[KC_PARAM_COUNT];
+} kc_params_view;
+
+static void kc_view(const kc_options* o, const int32_t* table, kc_params_view* v) {
   const int32_t columns = kc_table_columns(o);
-  const int32_t* row = table + (long)channel * columns;
   int i, k = 0;
   for (i = 0; i < KC_PARAM_COUNT; ++i) {
-    out[i] = (o->columns >> i) & 1 ? row[k++] : o->shared[i];
+    if ((o->columns >> i) & 1) {
+      v->base[i] = table + k++;
+      v->stride[i] = columns;
+    } else {
+      v->base[i] = &o->shared[i];
+      v->stride[i] = 0;
+    }
   }
 }
+
+#define KC_PARAM(v, i, channel) ((v)->base[i][(long)(channel) * (v)->stride[i]])
 
 static int kc_check_options(const kc_options* o) {
   const int32_t dims[] = {o->in_h,     o->in_w,       o->in_c,
@@ -177,9 +193,12 @@ int32_t kc_table_columns(const kc_options* o) {
 
 int kc_check_table(const kc_options* o, const int32_t* table) {
   int32_t channel, p[KC_PARAM_COUNT];
+  int i;
+  kc_params_view view;
   if (table == 0 && kc_table_columns(o) > 0) return KC_BAD_CONSTANTS;
+  kc_view(o, table, &view);
   for (channel = 0; channel < o->out_c; ++channel) {
-    kc_channel(o, table, channel, p);
+    for (i = 0; i < KC_PARAM_COUNT; ++i) p[i] = KC_PARAM(&view, i, channel);
     if (kc_check_row(p) != KC_OK) return KC_BAD_CONSTANTS;
   }
   return KC_OK;
@@ -194,8 +213,10 @@ int32_t kc_output_size(const kc_options* o) {
 }
 
 int32_t kc_scratch_bytes(const kc_options* o) {
-  if (o->input_mode != KC_INPUT_BINARY) return 0;
-  return o->in_h * o->in_w * kc_words_per_tap(o) * 4;
+  /* Binary input: the input's bits; then 8 per-channel int32 arrays. */
+  int32_t words = 0;
+  if (o->input_mode == KC_INPUT_BINARY) words = o->in_h * o->in_w * kc_words_per_tap(o);
+  return (words + 8 * o->out_c) * 4;
 }
 
 /* ---- tensor checks ---------------------------------------------------- */
@@ -250,24 +271,25 @@ const char* kc_status_message(int status) {
 
 /* ---- TFLite's integer requantization ----------------------------------- */
 
+/* Written with shifts by constants and 32-bit variable shifts only, which
+ * compilers vectorize: t / 2^31 rounding toward zero is
+ * (t + (t < 0 ? 2^31 - 1 : 0)) >> 31. */
 static int32_t kc_doubling_high_mul(int32_t a, int32_t b) {
-  int64_t ab;
-  int32_t nudge;
-  if (a == b && a == INT32_MIN) return INT32_MAX;
-  ab = (int64_t)a * (int64_t)b;
-  nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-  return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+  const int64_t ab = (int64_t)a * (int64_t)b;
+  const int64_t t = ab + (ab >= 0 ? (1 << 30) : (1 - (1 << 30)));
+  const int32_t high = (int32_t)((t + (t < 0 ? 0x7FFFFFFF : 0)) >> 31);
+  return a == b && a == INT32_MIN ? INT32_MAX : high;
 }
 
 static int32_t kc_rounding_divide_by_pot(int32_t x, int32_t exponent) {
-  const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+  const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u);
   const int32_t remainder = x & mask;
   const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
   return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
-int32_t kc_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier,
-                                            int32_t shift, int32_t rounding) {
+static int32_t kc_requantize(int32_t x, int32_t multiplier, int32_t shift,
+                             int32_t rounding) {
   if (rounding == KC_ROUND_SINGLE) {
     /* One rounding of x * multiplier * 2^(shift - 31). */
     const int32_t total = 31 - shift;
@@ -283,22 +305,20 @@ int32_t kc_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier,
   }
 }
 
-static int8_t kc_output(const kc_options* o, int32_t rounding, const int32_t* table,
-                        int32_t channel, int64_t sum) {
-  int32_t p[KC_PARAM_COUNT];
-  kc_channel(o, table, channel, p);
-  /* Wraps like TFLite's int32 accumulator. */
-  int32_t acc = (int32_t)(uint32_t)(uint64_t)(
-      (int64_t)p[KC_PARAM_MAGNITUDE] * sum + p[KC_PARAM_BIAS]);
-  int32_t v = kc_multiply_by_quantized_multiplier(
-      acc, p[KC_PARAM_MULTIPLIER], p[KC_PARAM_SHIFT], rounding);
-  v += o->output_zero_point;
-  if (v < o->act_min) v = o->act_min;
-  if (v > o->act_max) v = o->act_max;
-  return (int8_t)v;
+int32_t kc_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier,
+                                            int32_t shift, int32_t rounding) {
+  return kc_requantize(x, multiplier, shift, rounding);
 }
 
+
 /* ---- the operators ---------------------------------------------------- */
+
+/* Packed weights are word-major: word k (k = tap * words + w) of every
+ * output channel in turn, so the inner loops run over channels, on
+ * contiguous memory, without horizontal sums. */
+static uint32_t kc_weight(const uint8_t* weights, int32_t out_c, long k, int32_t c) {
+  return kc_load_u32(weights + 4 * (k * out_c + c));
+}
 
 /* Packs each input pixel's channels into words: bit c = x[c] >= threshold. */
 static void kc_pack_input(const kc_options* o, const int8_t* x,
@@ -332,88 +352,161 @@ static void kc_tap_range(int32_t start, int32_t k, int32_t dilation,
   *last = t; /* exclusive */
 }
 
-/* sum_i s_i * d(x_i) over the valid taps, binary input: D disagreements,
- * P weights of +1, n elements; with d_plus = -d_minus, P cancels. */
-static int64_t kc_binary_sum(const kc_options* o, const uint8_t* row,
-                             const uint32_t* bits, int32_t iy0, int32_t ix0,
-                             int32_t ky0, int32_t ky1, int32_t kx0,
-                             int32_t kx1) {
+/* The scratch: input bits, then per-channel int32 arrays: sums, +1
+ * weights in the window, +1 weights in all, and the channel parameters. */
+typedef struct kc_scratch {
+  uint32_t* bits;
+  int32_t* acc;
+  int32_t* plus;
+  int32_t* ones;
+  int32_t* param[KC_PARAM_COUNT];
+} kc_scratch;
+
+
+static kc_scratch kc_split(const kc_options* o, uint32_t* scratch) {
   const int32_t words = kc_words_per_tap(o);
-  /* The popcount of the weights is needed only when P does not cancel. */
-  const int symmetric = o->d_plus == -o->d_minus;
-  int64_t d = 0, p = 0, n;
-  int32_t ky, kx, w;
-  for (ky = ky0; ky < ky1; ++ky) {
-    const int32_t iy = iy0 + ky * o->dilation_h;
-    for (kx = kx0; kx < kx1; ++kx) {
-      const int32_t ix = ix0 + kx * o->dilation_w;
-      const uint8_t* wt = row + ((long)ky * o->k_w + kx) * words * 4;
-      const uint32_t* xt = bits + ((long)iy * o->in_w + ix) * words;
-      int32_t disagree = 0, plus = 0;
-      if (symmetric) {
-        for (w = 0; w < words; ++w) disagree += kc_popcount(xt[w] ^ kc_load_u32(wt + 4 * w));
-      } else {
-        for (w = 0; w < words; ++w) {
-          const uint32_t wv = kc_load_u32(wt + 4 * w);
-          disagree += kc_popcount(xt[w] ^ wv);
-          plus += kc_popcount(wv);
-        }
-      }
-      d += disagree;
-      p += plus;
-    }
-  }
-  n = (int64_t)(ky1 - ky0) * (kx1 - kx0) * o->in_c;
-  if (symmetric) return (int64_t)o->d_plus * (n - 2 * d);
-  return (int64_t)o->d_plus * (p - d) + (int64_t)o->d_minus * (p - n + d);
+  kc_scratch s;
+  long at = 0;
+  if (o->input_mode == KC_INPUT_BINARY) at = (long)o->in_h * o->in_w * words;
+  int i;
+  s.bits = scratch;
+  s.acc = (int32_t*)(scratch + at);
+  s.plus = s.acc + o->out_c;
+  s.ones = s.plus + o->out_c;
+  for (i = 0; i < KC_PARAM_COUNT; ++i) s.param[i] = s.ones + (long)(i + 1) * o->out_c;
+  return s;
 }
 
-/* sum_i s_i * (x_i - zp) over the valid taps, int8 input. */
-static int64_t kc_int8_sum(const kc_options* o, const uint8_t* row,
-                           const int8_t* x, int32_t iy0, int32_t ix0,
-                           int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1,
-                           int64_t total) {
-  const int32_t words = kc_words_per_tap(o);
-  int64_t selected = 0, plus = 0, n;
+/* acc[c] += disagreements of input word `x` with word k of channel c
+ * (and plus[c] += its +1 bits). */
+static void kc_xor_word(const uint8_t* restrict weights, int32_t out_c, long k,
+                        uint32_t x, int32_t* restrict acc, int32_t* restrict plus) {
+  int32_t c;
+  if (plus == 0) {
+    for (c = 0; c < out_c; ++c) acc[c] += kc_popcount(x ^ kc_weight(weights, out_c, k, c));
+    return;
+  }
+  for (c = 0; c < out_c; ++c) {
+    const uint32_t w = kc_weight(weights, out_c, k, c);
+    acc[c] += kc_popcount(x ^ w);
+    plus[c] += kc_popcount(w);
+  }
+}
+
+/* +1 weights per channel over words [k0, k1). */
+static void kc_count_ones(const uint8_t* restrict weights, int32_t out_c, long k0,
+                          long k1, int32_t* restrict ones) {
+  long k;
+  int32_t c;
+  for (k = k0; k < k1; ++k) {
+    for (c = 0; c < out_c; ++c) ones[c] += kc_popcount(kc_weight(weights, out_c, k, c));
+  }
+}
+
+/* Binary input, one output position: acc[c] = disagreements D over the
+ * valid taps, plus[c] = +1 weights there (when they matter); returns n. */
+static int64_t kc_binary_window(const kc_options* o, const uint8_t* weights,
+                                const kc_scratch* s, int32_t iy0, int32_t ix0,
+                                int32_t ky0, int32_t ky1, int32_t kx0, int32_t kx1,
+                                int inside, int symmetric) {
+  const int32_t words = kc_words_per_tap(o), out_c = o->out_c;
   int32_t ky, kx, w, c;
+  for (c = 0; c < out_c; ++c) s->acc[c] = s->plus[c] = 0;
   for (ky = ky0; ky < ky1; ++ky) {
     const int32_t iy = iy0 + ky * o->dilation_h;
     for (kx = kx0; kx < kx1; ++kx) {
       const int32_t ix = ix0 + kx * o->dilation_w;
-      const uint8_t* wt = row + ((long)ky * o->k_w + kx) * words * 4;
-      const int8_t* px = x + ((long)iy * o->in_w + ix) * o->in_c;
-      int32_t tap_sum = 0;
+      const uint32_t* x = s->bits + ((long)iy * o->in_w + ix) * words;
+      const long k = ((long)ky * o->k_w + kx) * words;
       for (w = 0; w < words; ++w) {
-        const uint32_t wv = kc_load_u32(wt + 4 * w);
-        const int32_t first = 32 * w;
-        const int32_t count = o->in_c - first < 32 ? o->in_c - first : 32;
-        for (c = 0; c < count; ++c) {
-          tap_sum += px[first + c] & -(int32_t)((wv >> c) & 1u);
-        }
-        plus += kc_popcount(wv);
+        kc_xor_word(weights, o->out_c, k + w, x[w], s->acc,
+                    symmetric || inside ? 0 : s->plus);
       }
-      selected += tap_sum;
     }
   }
-  n = (int64_t)(ky1 - ky0) * (kx1 - kx0) * o->in_c;
-  /* sum s_i x_i = 2 * selected - total; sum s_i = 2 * plus - n. */
-  return 2 * selected - total - (int64_t)o->input_zero_point * (2 * plus - n);
+  if (inside && !symmetric) {
+    for (c = 0; c < out_c; ++c) s->plus[c] = s->ones[c];
+  }
+  return (int64_t)(ky1 - ky0) * (kx1 - kx0) * o->in_c;
 }
 
-static int64_t kc_window_total(const kc_options* o, const int8_t* x,
-                               int32_t iy0, int32_t ix0, int32_t ky0,
-                               int32_t ky1, int32_t kx0, int32_t kx1) {
-  int64_t total = 0;
-  int32_t ky, kx, c;
+/* int8 input, one output position: acc[c] = sum of the inputs whose
+ * weight is +1, plus[c] = +1 weights, over the valid taps; returns n and
+ * the sum of all inputs in *total. */
+static int64_t kc_int8_window(const kc_options* o, const uint8_t* weights,
+                              const kc_scratch* s, const int8_t* x, int32_t iy0,
+                              int32_t ix0, int32_t ky0, int32_t ky1, int32_t kx0,
+                              int32_t kx1, int64_t* total) {
+  const int32_t words = kc_words_per_tap(o), out_c = o->out_c;
+  int32_t ky, kx, ic, c;
+  int64_t sum = 0;
+  int32_t* acc = s->acc;
+  for (c = 0; c < out_c; ++c) s->acc[c] = s->plus[c] = 0;
   for (ky = ky0; ky < ky1; ++ky) {
     const int32_t iy = iy0 + ky * o->dilation_h;
     for (kx = kx0; kx < kx1; ++kx) {
       const int32_t ix = ix0 + kx * o->dilation_w;
       const int8_t* px = x + ((long)iy * o->in_w + ix) * o->in_c;
-      for (c = 0; c < o->in_c; ++c) total += px[c];
+      const long k = ((long)ky * o->k_w + kx) * words;
+      for (ic = 0; ic < o->in_c; ++ic) {
+        const int32_t value = px[ic];
+        const long word = k + ic / 32;
+        const int32_t bit = ic % 32;
+        sum += value;
+        for (c = 0; c < out_c; ++c) {
+          acc[c] += value & -(int32_t)((kc_weight(weights, out_c, word, c) >> bit) & 1u);
+        }
+      }
+      kc_count_ones(weights, out_c, k, k + words, s->plus);
     }
   }
-  return total;
+  *total = sum;
+  return (int64_t)(ky1 - ky0) * (kx1 - kx0) * o->in_c;
+}
+
+/* The outputs of one position from the sums (see kc_binary.h): TFLite's
+ * int32 accumulator (wrapping), requantization and clamp; one loop per
+ * rounding, so compilers vectorize it. */
+static void kc_write_outputs(const kc_options* o, int32_t rounding, const kc_scratch* s,
+                             int64_t n, int64_t total, int8_t* out) {
+  /* Locals, not o->...: the loops store through pointers, and compilers
+   * vectorize only loops whose bounds and constants cannot change. */
+  const int32_t out_c = o->out_c;
+  const int binary = o->input_mode == KC_INPUT_BINARY;
+  const int64_t d_plus = o->d_plus, d_minus = o->d_minus;
+  const int64_t zero_point = o->input_zero_point;
+  const int32_t out_zero = o->output_zero_point, low = o->act_min, high = o->act_max;
+  const int32_t* magnitude = s->param[KC_PARAM_MAGNITUDE];
+  const int32_t* bias = s->param[KC_PARAM_BIAS];
+  const int32_t* multiplier = s->param[KC_PARAM_MULTIPLIER];
+  const int32_t* shift = s->param[KC_PARAM_SHIFT];
+  int32_t* acc = s->acc;
+  const int32_t* plus = s->plus;
+  int32_t c;
+  for (c = 0; c < out_c; ++c) {
+    const int64_t a = acc[c], p = plus[c];
+    /* int8 input: sum s_i x_i = 2 * selected - total and sum s_i = 2P - n;
+     * binary input: see kc_binary.h (with d_plus = -d_minus, P cancels). */
+    const int64_t sum = !binary ? 2 * a - total - zero_point * (2 * p - n)
+                                : d_plus * (p - a) + d_minus * (p - n + a);
+    acc[c] = (int32_t)(uint32_t)(uint64_t)((int64_t)magnitude[c] * sum + bias[c]);
+  }
+  if (rounding == KC_ROUND_SINGLE && !((o->columns >> KC_PARAM_SHIFT) & 1)) {
+    /* One shift for every channel: a loop-invariant shift count. */
+    const int32_t total = 31 - o->shared[KC_PARAM_SHIFT];
+    const int64_t round = (int64_t)1 << (total - 1);
+    for (c = 0; c < out_c; ++c) {
+      int32_t v = (int32_t)(((int64_t)acc[c] * multiplier[c] + round) >> total) + out_zero;
+      v = v < low ? low : v;
+      out[c] = (int8_t)(v > high ? high : v);
+    }
+  } else {
+    for (c = 0; c < out_c; ++c) {
+      int32_t v = kc_requantize(acc[c], multiplier[c], shift[c], rounding) + out_zero;
+      v = v < low ? low : v;
+      out[c] = (int8_t)(v > high ? high : v);
+    }
+  }
 }
 
 int kc_binary_run(const kc_options* o, int32_t rounding, int32_t batch,
@@ -421,37 +514,47 @@ int kc_binary_run(const kc_options* o, int32_t rounding, int32_t batch,
                   const int32_t* params, int8_t* output, uint32_t* scratch) {
   const int32_t in_size = kc_input_size(o);
   const int32_t out_size = kc_output_size(o);
-  const int32_t row_bytes = kc_row_bytes(o);
+  const int32_t words = kc_words_per_tap(o);
   const int binary = o->input_mode == KC_INPUT_BINARY;
+  const int symmetric = o->d_plus == -o->d_minus;
+  kc_params_view view;
+  kc_scratch s;
   int32_t b, oy, ox, oc;
-  if (batch < 0 || (batch > 0 && (input == 0 || output == 0))) {
-    return KC_BAD_SHAPE;
+  if (batch < 0 || (batch > 0 && (input == 0 || output == 0))) return KC_BAD_SHAPE;
+  if (weights == 0 || params == 0 || scratch == 0) return KC_BAD_SHAPE;
+  kc_view(o, params, &view);
+  s = kc_split(o, scratch);
+  for (oc = 0; oc < o->out_c; ++oc) {
+    int i;
+    for (i = 0; i < KC_PARAM_COUNT; ++i) s.param[i][oc] = KC_PARAM(&view, i, oc);
   }
-  if (weights == 0 || params == 0 || (binary && batch > 0 && scratch == 0)) {
-    return KC_BAD_SHAPE;
+  if (binary && !symmetric) {
+    for (oc = 0; oc < o->out_c; ++oc) s.ones[oc] = 0;
+    kc_count_ones(weights, o->out_c, 0, (long)o->k_h * o->k_w * words, s.ones);
   }
   for (b = 0; b < batch; ++b) {
     const int8_t* x = input + (long)b * in_size;
     int8_t* y = output + (long)b * out_size;
-    if (binary) kc_pack_input(o, x, scratch);
+    if (binary) kc_pack_input(o, x, s.bits);
     for (oy = 0; oy < o->out_h; ++oy) {
       const int32_t iy0 = oy * o->stride_h - o->pad_top;
       int32_t ky0, ky1;
       kc_tap_range(iy0, o->k_h, o->dilation_h, o->in_h, &ky0, &ky1);
       for (ox = 0; ox < o->out_w; ++ox) {
         const int32_t ix0 = ox * o->stride_w - o->pad_left;
+        int8_t* out = y + ((long)oy * o->out_w + ox) * o->out_c;
         int32_t kx0, kx1;
-        int64_t total = 0;
+        int64_t n, total = 0;
+        int inside;
         kc_tap_range(ix0, o->k_w, o->dilation_w, o->in_w, &kx0, &kx1);
-        if (!binary) total = kc_window_total(o, x, iy0, ix0, ky0, ky1, kx0, kx1);
-        for (oc = 0; oc < o->out_c; ++oc) {
-          const uint8_t* row = weights + (long)oc * row_bytes;
-          const int64_t sum =
-              binary ? kc_binary_sum(o, row, scratch, iy0, ix0, ky0, ky1, kx0, kx1)
-                     : kc_int8_sum(o, row, x, iy0, ix0, ky0, ky1, kx0, kx1,
-                                   total);
-          y[((long)oy * o->out_w + ox) * o->out_c + oc] = kc_output(o, rounding, params, oc, sum);
+        inside = ky0 == 0 && ky1 == o->k_h && kx0 == 0 && kx1 == o->k_w;
+        if (binary) {
+          n = kc_binary_window(o, weights, &s, iy0, ix0, ky0, ky1, kx0, kx1, inside,
+                               symmetric);
+        } else {
+          n = kc_int8_window(o, weights, &s, x, iy0, ix0, ky0, ky1, kx0, kx1, &total);
         }
+        kc_write_outputs(o, rounding, &s, n, total, out);
       }
     }
   }

@@ -25,8 +25,11 @@
  *                    builtin graph fed its operator; the sums are XOR and
  *                    popcount over 32-bit words.
  *
- * Operator tensors: 0 input (int8), 1 packed weights (uint8, out_c rows of
- * kc_row_bytes()), 2 channel table (int32, out_c x kc_table_columns():
+ * Operator tensors: 0 input (int8), 1 packed weights (uint8, k_h * k_w *
+ * kc_words_per_tap() rows of out_c little-endian 32-bit words: row k =
+ * tap * words + w holds, for every output channel, the bits of input
+ * channels 32 w .. 32 w + 31 at that kernel tap, bit set for +1, unused
+ * bits 0), 2 channel table (int32, out_c x kc_table_columns():
  * the per-channel values of the columns set in options.columns, in
  * kc_param order; a column not set takes the options' shared value),
  * output 0 (int8).
@@ -100,15 +103,15 @@ void kc_write_options(const kc_options* options, uint8_t* data);
 
 /* 32-bit words of packed bits per kernel tap: ceil(in_c / 32). */
 int32_t kc_words_per_tap(const kc_options* o);
-/* Bytes of one output channel's packed weights: k_h * k_w * words * 4. */
+/* Packed weight bytes per output channel: k_h * k_w * words * 4. */
 int32_t kc_row_bytes(const kc_options* o);
 /* Columns of the channel table (the bits set in options.columns). */
 int32_t kc_table_columns(const kc_options* o);
 /* Input elements per sample (in_h * in_w * in_c) and output elements. */
 int32_t kc_input_size(const kc_options* o);
 int32_t kc_output_size(const kc_options* o);
-/* Scratch bytes (one sample's packed input bits; 0 for KC_INPUT_INT8).
- * The samples of a batch reuse it one after the other. */
+/* Scratch bytes: one sample's packed input bits (KC_INPUT_BINARY) and
+ * three int32 per output channel. The samples of a batch reuse it. */
 int32_t kc_scratch_bytes(const kc_options* o);
 
 /* What a runtime knows of a tensor: its TfLiteType and element count. */
@@ -135,8 +138,8 @@ const char* kc_status_message(int status);
 /* Runs the operator on `batch` samples, requantizing with `rounding`
  * (a kc_rounding). input: batch * kc_input_size int8;
  * weights: out_c * kc_row_bytes bytes; params: the channel table, out_c *
- * kc_table_columns int32; output: batch * kc_output_size int8; scratch: kc_scratch_bytes,
- * 4-byte aligned (may be NULL when that is 0). */
+ * kc_table_columns int32; output: batch * kc_output_size int8; scratch:
+ * kc_scratch_bytes, 4-byte aligned. */
 int kc_binary_run(const kc_options* o, int32_t rounding, int32_t batch,
                   const int8_t* input, const uint8_t* weights,
                   const int32_t* params, int8_t* output, uint32_t* scratch);
