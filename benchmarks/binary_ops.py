@@ -63,10 +63,14 @@ import _harness  # noqa: E402  (benchmarks/ is on sys.path)
 from _harness import log, markdown_table, median  # noqa: E402
 
 EPOCHS = {"float": 20, "qat": 2}
-QUICK_EPOCHS = {"float": 2, "qat": 1}
+QUICK_EPOCHS = {"float": 1, "qat": 1}
 LATENCY = {"repeats": 5, "runs": 50, "warmup": 10}
 QUICK_LATENCY = {"repeats": 1, "runs": 5, "warmup": 1}
 SHAPES = {"fc_1024": (1024,), "conv_3x3_64": (16, 16, 64)}
+WIDTH = 1024  # the MLP's hidden units
+# --quick: a 256-unit MLP and smaller operators (the same code, less time).
+QUICK_SHAPES = {"fc_1024": (256,), "conv_3x3_64": (8, 8, 32)}
+QUICK_WIDTH = 256
 TARGETS = {"weights_vs_float32": 28.0, "mlp_file_vs_float32": 20.0,
            "fc_speedup": 2.0}
 
@@ -76,14 +80,15 @@ def parse_args(argv=None):
         "binary_ops",
         "Bit-packed binary operators vs int8 builtins and float32: sizes, "
         "accuracy (digits) and operator latency in LiteRT and TFLite Micro.",
-        quick="1 seed, 2+1 epochs, 400 training samples, 1 latency repeat",
+        quick="1 seed, 1+1 epochs, 400 training samples, a 256-unit MLP "
+              "only, smaller operators, 1 latency repeat",
         seeds=3)
     return _harness.parse(parser, argv)
 
 
 # -- models ----------------------------------------------------------------
 
-def build(kind):
+def build(kind, width=WIDTH):
     import keras
 
     from keras_compress.layers import BinaryConv2D, BinaryDense
@@ -92,8 +97,8 @@ def build(kind):
     inputs = keras.Input((8, 8, 1))
     if kind == "mlp":
         h = L.Flatten()(inputs)
-        h = L.BatchNormalization()(BinaryDense(1024)(h))
-        h = L.BatchNormalization()(BinaryDense(1024, binarize_inputs=True)(h))
+        h = L.BatchNormalization()(BinaryDense(width)(h))
+        h = L.BatchNormalization()(BinaryDense(width, binarize_inputs=True)(h))
     else:
         h = L.BatchNormalization()(BinaryConv2D(32, 3, padding="same")(inputs))
         h = L.BatchNormalization()(
@@ -142,7 +147,7 @@ def _binary_weights(model):
                if isinstance(layer, (BinaryDense, BinaryConv2D)))
 
 
-def run_files(kind, seed, epochs, train, test):
+def run_files(kind, seed, epochs, train, test, width=WIDTH):
     import keras
 
     from keras_compress import quantization
@@ -152,7 +157,7 @@ def run_files(kind, seed, epochs, train, test):
     (x, y), (xt, yt) = train, test
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    model = _compile(build(kind), 3e-3)
+    model = _compile(build(kind, width), 3e-3)
     model.fit(x, y, epochs=epochs["float"], batch_size=64, verbose=0)
     qat = _compile(quantization.quantize_model(model), 1e-3)
     qat.fit(x, y, epochs=epochs["qat"], batch_size=64, verbose=0)
@@ -316,14 +321,16 @@ def main(argv=None):
     start = time.perf_counter()
     epochs = QUICK_EPOCHS if args.quick else EPOCHS
     latency = QUICK_LATENCY if args.quick else LATENCY
+    shapes = QUICK_SHAPES if args.quick else SHAPES
+    width = QUICK_WIDTH if args.quick else WIDTH
     (x, y), test = datasets.load_digits()
     if args.quick:
         x, y = x[:400], y[:400]
     files = {}
-    for kind in ("mlp", "cnn"):
+    for kind in ("mlp",) if args.quick else ("mlp", "cnn"):
         rows = []
         for seed in range(args.seeds):
-            rows.append(run_files(kind, seed, epochs, (x, y), test))
+            rows.append(run_files(kind, seed, epochs, (x, y), test, width))
             r = rows[-1]
             log(f"{kind} seed {seed}: float32 {r['float32_bytes']:,} B, int8 "
                 f"{r['builtin_bytes']:,} B, packed {r['packed_bytes']:,} B; accuracy "
@@ -331,7 +338,7 @@ def main(argv=None):
                 f"{_pct(r['packed_litert_accuracy'])} / TFLM {_pct(r['packed_tflm_accuracy'])}")
         files[kind] = {"seeds": rows, "summary": summarize_files(rows)}
     timing = {}
-    for name, shape in SHAPES.items():
+    for name, shape in shapes.items():
         timing[name] = run_latency(shape, latency)
         log(f"{name}: " + ", ".join(
             f"{arm} {a['litert_ms']:.3f}/{a['tflm_ms']:.3f} ms"
@@ -351,7 +358,8 @@ def main(argv=None):
     elapsed = time.perf_counter() - start
     result = _harness.report(
         args, argv, {"seeds": args.seeds, "quick": args.quick, "epochs": epochs,
-                     "latency": latency}, info, elapsed,
+                     "latency": latency, "mlp_width": width,
+                     "shapes": {k: list(v) for k, v in shapes.items()}}, info, elapsed,
         files=files, latency=timing, targets=targets)
     log(tables(result))
     return _harness.write_report(args, result)

@@ -1,6 +1,7 @@
 """`binary="packed"`: binary layers as bit-packed custom operators, checked in
 LiteRT (through the keras-compress delegate) and TFLite Micro on real data."""
 
+import functools
 import json
 import subprocess
 import sys
@@ -68,16 +69,24 @@ def _trained_qat(build, digits, seed):
     return qat
 
 
-@pytest.fixture(scope="module", params=["mlp", "cnn"])
-def binary(request, digits):
-    """A trained binary QAT model with its builtin and packed int8 files."""
-    _needs_runtimes()
+@functools.lru_cache(maxsize=None)
+def _exports(kind):
+    """A trained binary QAT model with its builtin and packed int8 files
+    (once per process, however pytest orders the tests)."""
+    from keras_compress import datasets
+
+    digits = datasets.load_digits()
     (x_train, _), _ = digits
-    build = _binary_mlp if request.param == "mlp" else _binary_cnn
-    qat = _trained_qat(build, digits, seed=4)
+    qat = _trained_qat(_binary_mlp if kind == "mlp" else _binary_cnn, digits, seed=4)
     kwargs = dict(quantize="int8", representative_data=x_train[:200],
                   int8_io=True, batch_size=1)
     return qat, export.to_tflite(qat, **kwargs), export.to_tflite(qat, binary="packed", **kwargs)
+
+
+@pytest.fixture(params=["mlp", "cnn"])
+def binary(request):
+    _needs_runtimes()
+    return _exports(request.param)
 
 
 def _ops(data):
