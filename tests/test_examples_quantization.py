@@ -58,7 +58,8 @@ def test_low_bit(tmp_path):
     assert (tmp_path / "kernels.png").read_bytes()[:4] == b"\x89PNG"
     x, y = sliced_test_set("digits")
     rows = {row["variant"]: row for row in results["rows"]}
-    assert list(rows) == ["float32", "dorefa4", "dorefa2", "ternary", "binary"]
+    assert list(rows) == ["float32", "dorefa4", "dorefa2", "ternary", "binary",
+                          "binary_packed"]
     most = {"dorefa4": 16, "dorefa2": 4, "ternary": 3, "binary": 2}
     for variant, row in rows.items():
         assert f"{row['keras_accuracy']:.1%}" in stdout
@@ -68,6 +69,10 @@ def test_low_bit(tmp_path):
         assert row["litert_accuracy"] == LiteRTModel(path).evaluate(x, y)
         assert row["size_bytes"] == os.path.getsize(path)
         assert f"{row['size_bytes']:,}" in stdout
+        if variant == "binary_packed":
+            # 1 bit instead of 8 for the middle layers' weights.
+            assert row["size_bytes"] < 0.5 * rows["binary"]["size_bytes"]
+            continue
         # The middle convolution, (out, h, w, in) in the file.
         (kernel,) = int8_tensors(path, (64, 3, 3, 32))
         counts = [np.unique(c).size for c in kernel.reshape(64, -1)]
@@ -97,6 +102,23 @@ def test_microcontroller(tmp_path):
     assert "resolver.AddConv2D();" in stdout
     header = (tmp_path / "micro" / "digits_cnn.h").read_text()
     assert header.split("#ifdef __cplusplus")[0].rstrip() in stdout
+
+
+@pytest.mark.slow
+def test_microcontroller_binary(tmp_path):
+    stdout, results = run_example("microcontroller.py", tmp_path, "--name", "net",
+                                  "--binary")
+    check_files(tmp_path, results)
+    x, y = sliced_test_set("digits")
+    _, micro_row = results["rows"]
+    report = results["report"]
+    assert micro_row["artifact"] == "int8 + packed binary TFLM bundle"
+    assert report["op_counts"]["CUSTOM:KC_BINARY_CONV2D"] == 2
+    path = tmp_path / micro_row["file"]
+    assert micro_row["accuracy"] == MicroModel(path).evaluate(x, y)
+    for name in ("kc_binary.c", "kc_binary.h", "kc_tflm_ops.h"):
+        assert (tmp_path / "micro" / name).is_file()
+    assert "KcAddBinaryOps(resolver);" in stdout
 
 
 @pytest.mark.slow
