@@ -66,9 +66,6 @@ class PackedLayer:
     packed_bytes: int
     note: object = None
 
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
 
 def binary_layers(model):
     """The model's BinaryDense / BinaryConv2D layers (nested models included)."""
