@@ -28,9 +28,11 @@ def _core():
         pytest.skip(f"no C core here: {e}")
     options, pointer = ctypes.POINTER(_Options), ctypes.c_void_p
     core.kc_parse_options.argtypes = [ctypes.c_char_p, ctypes.c_int32, options]
-    core.kc_binary_run.argtypes = [options, ctypes.c_int32, ctypes.c_int32] + [pointer] * 5
+    core.kc_binary_run.argtypes = ([options, ctypes.c_int32, ctypes.c_int32]
+                                   + [pointer] * 5 + [ctypes.c_int32])
     core.kc_check_table.argtypes = [options, pointer]
     core.kc_scratch_bytes.argtypes = [options]
+    core.kc_scratch_bytes_fast.argtypes = [options]
     core.kc_multiply_by_quantized_multiplier.argtypes = [ctypes.c_int32] * 4
     core.kc_multiply_by_quantized_multiplier.restype = ctypes.c_int32
     return core
@@ -106,8 +108,9 @@ def _random_case(rng, kind, binary):
     return o, signs, packed, table, x, batch
 
 
+@pytest.mark.parametrize("room", ["least", "fast"])
 @pytest.mark.parametrize("rounding", ["double", "single"])
-def test_c_core_equals_numpy_on_random_shapes(rounding):
+def test_c_core_equals_numpy_on_random_shapes(rounding, room):
     core = _core()
     rng = np.random.default_rng(7)
     for case in range(80):
@@ -118,10 +121,13 @@ def test_c_core_equals_numpy_on_random_shapes(rounding):
         want = reference.run(o, x, packed, table, rounding=rounding)
         out = np.zeros(batch * o["out_h"] * o["out_w"] * o["out_c"], np.int8)
         options = _Options(**o)
-        scratch = np.zeros(max(1, core.kc_scratch_bytes(ctypes.byref(options)) // 4), np.uint32)
+        size = (core.kc_scratch_bytes if room == "least" else core.kc_scratch_bytes_fast)
+        nbytes = size(ctypes.byref(options))
+        scratch = np.zeros(nbytes // 4, np.uint32)
         status = core.kc_binary_run(
             ctypes.byref(options), _ROUNDING[rounding], batch, x.ctypes.data, packed.ctypes.data,
-            np.ascontiguousarray(table).ctypes.data, out.ctypes.data, scratch.ctypes.data)
+            np.ascontiguousarray(table).ctypes.data, out.ctypes.data, scratch.ctypes.data,
+            nbytes)
         assert status == 0
         np.testing.assert_array_equal(out.reshape(want.shape), want, err_msg=str(o))
 

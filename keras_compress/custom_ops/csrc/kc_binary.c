@@ -212,11 +212,27 @@ int32_t kc_output_size(const kc_options* o) {
   return o->out_h * o->out_w * o->out_c;
 }
 
+/* Which per-channel int32 arrays the scratch holds. */
+static int kc_needs_plus(const kc_options* o) {
+  return o->input_mode == KC_INPUT_INT8 || o->d_plus != -o->d_minus;
+}
+
+static int kc_needs_ones(const kc_options* o) {
+  return o->input_mode == KC_INPUT_BINARY && o->d_plus != -o->d_minus;
+}
+
+static int32_t kc_bits_words(const kc_options* o) {
+  return o->input_mode == KC_INPUT_BINARY ? o->in_h * o->in_w * kc_words_per_tap(o) : 0;
+}
+
 int32_t kc_scratch_bytes(const kc_options* o) {
-  /* Binary input: the input's bits; then 8 per-channel int32 arrays. */
-  int32_t words = 0;
-  if (o->input_mode == KC_INPUT_BINARY) words = o->in_h * o->in_w * kc_words_per_tap(o);
-  return (words + 8 * o->out_c) * 4;
+  /* The input's bits (binary input), then the sums per output channel and,
+   * where the formula needs them, +1 weight counts. */
+  return (kc_bits_words(o) + o->out_c * (1 + kc_needs_plus(o) + kc_needs_ones(o))) * 4;
+}
+
+int32_t kc_scratch_bytes_fast(const kc_options* o) {
+  return kc_scratch_bytes(o) + 4 * o->out_c * KC_PARAM_COUNT;
 }
 
 /* ---- tensor checks ---------------------------------------------------- */
@@ -363,17 +379,21 @@ typedef struct kc_scratch {
 } kc_scratch;
 
 
-static kc_scratch kc_split(const kc_options* o, uint32_t* scratch) {
-  const int32_t words = kc_words_per_tap(o);
+static kc_scratch kc_split(const kc_options* o, uint32_t* scratch, int32_t bytes) {
   kc_scratch s;
-  long at = 0;
-  if (o->input_mode == KC_INPUT_BINARY) at = (long)o->in_h * o->in_w * words;
+  int32_t* next;
   int i;
   s.bits = scratch;
-  s.acc = (int32_t*)(scratch + at);
-  s.plus = s.acc + o->out_c;
-  s.ones = s.plus + o->out_c;
-  for (i = 0; i < KC_PARAM_COUNT; ++i) s.param[i] = s.ones + (long)(i + 1) * o->out_c;
+  s.acc = (int32_t*)(scratch + kc_bits_words(o));
+  next = s.acc + o->out_c;
+  s.plus = kc_needs_plus(o) ? next : 0;
+  next += kc_needs_plus(o) ? o->out_c : 0;
+  s.ones = kc_needs_ones(o) ? next : 0;
+  next += kc_needs_ones(o) ? o->out_c : 0;
+  /* With room for them, the channel parameters as contiguous arrays. */
+  for (i = 0; i < KC_PARAM_COUNT; ++i) {
+    s.param[i] = bytes >= kc_scratch_bytes_fast(o) ? next + (long)i * o->out_c : 0;
+  }
   return s;
 }
 
@@ -411,7 +431,10 @@ static int64_t kc_binary_window(const kc_options* o, const uint8_t* weights,
                                 int inside, int symmetric) {
   const int32_t words = kc_words_per_tap(o), out_c = o->out_c;
   int32_t ky, kx, w, c;
-  for (c = 0; c < out_c; ++c) s->acc[c] = s->plus[c] = 0;
+  for (c = 0; c < out_c; ++c) s->acc[c] = 0;
+  if (!symmetric) {
+    for (c = 0; c < out_c; ++c) s->plus[c] = inside ? s->ones[c] : 0;
+  }
   for (ky = ky0; ky < ky1; ++ky) {
     const int32_t iy = iy0 + ky * o->dilation_h;
     for (kx = kx0; kx < kx1; ++kx) {
@@ -423,9 +446,6 @@ static int64_t kc_binary_window(const kc_options* o, const uint8_t* weights,
                     symmetric || inside ? 0 : s->plus);
       }
     }
-  }
-  if (inside && !symmetric) {
-    for (c = 0; c < out_c; ++c) s->plus[c] = s->ones[c];
   }
   return (int64_t)(ky1 - ky0) * (kx1 - kx0) * o->in_c;
 }
@@ -468,50 +488,74 @@ static int64_t kc_int8_window(const kc_options* o, const uint8_t* weights,
  * int32 accumulator (wrapping), requantization and clamp; one loop per
  * rounding, so compilers vectorize it. */
 static void kc_write_outputs(const kc_options* o, int32_t rounding, const kc_scratch* s,
-                             int64_t n, int64_t total, int8_t* out) {
+                             const kc_params_view* view, int64_t n, int64_t total,
+                             int8_t* out) {
   /* Locals, not o->...: the loops store through pointers, and compilers
    * vectorize only loops whose bounds and constants cannot change. */
   const int32_t out_c = o->out_c;
   const int binary = o->input_mode == KC_INPUT_BINARY;
+  const int symmetric = o->d_plus == -o->d_minus;
   const int64_t d_plus = o->d_plus, d_minus = o->d_minus;
   const int64_t zero_point = o->input_zero_point;
   const int32_t out_zero = o->output_zero_point, low = o->act_min, high = o->act_max;
-  const int32_t* magnitude = s->param[KC_PARAM_MAGNITUDE];
-  const int32_t* bias = s->param[KC_PARAM_BIAS];
-  const int32_t* multiplier = s->param[KC_PARAM_MULTIPLIER];
-  const int32_t* shift = s->param[KC_PARAM_SHIFT];
   int32_t* acc = s->acc;
   const int32_t* plus = s->plus;
   int32_t c;
   for (c = 0; c < out_c; ++c) {
-    const int64_t a = acc[c], p = plus[c];
+    const int64_t a = acc[c];
     /* int8 input: sum s_i x_i = 2 * selected - total and sum s_i = 2P - n;
      * binary input: see kc_binary.h (with d_plus = -d_minus, P cancels). */
-    const int64_t sum = !binary ? 2 * a - total - zero_point * (2 * p - n)
-                                : d_plus * (p - a) + d_minus * (p - n + a);
-    acc[c] = (int32_t)(uint32_t)(uint64_t)((int64_t)magnitude[c] * sum + bias[c]);
+    const int64_t sum = !binary  ? 2 * a - total - zero_point * (2 * (int64_t)plus[c] - n)
+                        : symmetric ? d_plus * (n - 2 * a)
+                                    : d_plus * (plus[c] - a) + d_minus * (plus[c] - n + a);
+    /* TFLite's int32 accumulator wraps: only the sum mod 2^32 matters. */
+    acc[c] = (int32_t)(uint32_t)(uint64_t)sum;
   }
-  if (rounding == KC_ROUND_SINGLE && !((o->columns >> KC_PARAM_SHIFT) & 1)) {
-    /* One shift for every channel: a loop-invariant shift count. */
-    const int32_t total = 31 - o->shared[KC_PARAM_SHIFT];
-    const int64_t round = (int64_t)1 << (total - 1);
+  if (s->param[0] != 0) {
+    /* The parameters as contiguous arrays (the caller gave the room): the
+     * loops vectorize. */
+    const int32_t* magnitude = s->param[KC_PARAM_MAGNITUDE];
+    const int32_t* bias = s->param[KC_PARAM_BIAS];
+    const int32_t* multiplier = s->param[KC_PARAM_MULTIPLIER];
+    const int32_t* shift = s->param[KC_PARAM_SHIFT];
     for (c = 0; c < out_c; ++c) {
-      int32_t v = (int32_t)(((int64_t)acc[c] * multiplier[c] + round) >> total) + out_zero;
-      v = v < low ? low : v;
-      out[c] = (int8_t)(v > high ? high : v);
+      acc[c] = (int32_t)(uint32_t)(uint64_t)((int64_t)magnitude[c] * acc[c] + bias[c]);
     }
-  } else {
+    if (rounding == KC_ROUND_SINGLE && !((o->columns >> KC_PARAM_SHIFT) & 1)) {
+      /* One shift for every channel: a loop-invariant shift count. */
+      const int32_t total_shift = 31 - o->shared[KC_PARAM_SHIFT];
+      const int64_t round = (int64_t)1 << (total_shift - 1);
+      for (c = 0; c < out_c; ++c) {
+        int32_t v = (int32_t)(((int64_t)acc[c] * multiplier[c] + round) >> total_shift) +
+                    out_zero;
+        v = v < low ? low : v;
+        out[c] = (int8_t)(v > high ? high : v);
+      }
+      return;
+    }
     for (c = 0; c < out_c; ++c) {
       int32_t v = kc_requantize(acc[c], multiplier[c], shift[c], rounding) + out_zero;
       v = v < low ? low : v;
       out[c] = (int8_t)(v > high ? high : v);
     }
+    return;
+  }
+  /* No room: read the parameters from the table (microcontrollers). */
+  for (c = 0; c < out_c; ++c) {
+    const int32_t a = (int32_t)(uint32_t)(uint64_t)(
+        (int64_t)KC_PARAM(view, KC_PARAM_MAGNITUDE, c) * acc[c] +
+        KC_PARAM(view, KC_PARAM_BIAS, c));
+    int32_t v = kc_requantize(a, KC_PARAM(view, KC_PARAM_MULTIPLIER, c),
+                              KC_PARAM(view, KC_PARAM_SHIFT, c), rounding) + out_zero;
+    v = v < low ? low : v;
+    out[c] = (int8_t)(v > high ? high : v);
   }
 }
 
 int kc_binary_run(const kc_options* o, int32_t rounding, int32_t batch,
                   const int8_t* input, const uint8_t* weights,
-                  const int32_t* params, int8_t* output, uint32_t* scratch) {
+                  const int32_t* params, int8_t* output, uint32_t* scratch,
+                  int32_t scratch_bytes) {
   const int32_t in_size = kc_input_size(o);
   const int32_t out_size = kc_output_size(o);
   const int32_t words = kc_words_per_tap(o);
@@ -522,11 +566,14 @@ int kc_binary_run(const kc_options* o, int32_t rounding, int32_t batch,
   int32_t b, oy, ox, oc;
   if (batch < 0 || (batch > 0 && (input == 0 || output == 0))) return KC_BAD_SHAPE;
   if (weights == 0 || params == 0 || scratch == 0) return KC_BAD_SHAPE;
+  if (scratch_bytes < kc_scratch_bytes(o)) return KC_BAD_SHAPE;
   kc_view(o, params, &view);
-  s = kc_split(o, scratch);
-  for (oc = 0; oc < o->out_c; ++oc) {
-    int i;
-    for (i = 0; i < KC_PARAM_COUNT; ++i) s.param[i][oc] = KC_PARAM(&view, i, oc);
+  s = kc_split(o, scratch, scratch_bytes);
+  if (s.param[0] != 0) {
+    for (oc = 0; oc < o->out_c; ++oc) {
+      int i;
+      for (i = 0; i < KC_PARAM_COUNT; ++i) s.param[i][oc] = KC_PARAM(&view, i, oc);
+    }
   }
   if (binary && !symmetric) {
     for (oc = 0; oc < o->out_c; ++oc) s.ones[oc] = 0;
@@ -554,7 +601,7 @@ int kc_binary_run(const kc_options* o, int32_t rounding, int32_t batch,
         } else {
           n = kc_int8_window(o, weights, &s, x, iy0, ix0, ky0, ky1, kx0, kx1, &total);
         }
-        kc_write_outputs(o, rounding, &s, n, total, out);
+        kc_write_outputs(o, rounding, &s, &view, n, total, out);
       }
     }
   }

@@ -110,9 +110,14 @@ int32_t kc_table_columns(const kc_options* o);
 /* Input elements per sample (in_h * in_w * in_c) and output elements. */
 int32_t kc_input_size(const kc_options* o);
 int32_t kc_output_size(const kc_options* o);
-/* Scratch bytes: one sample's packed input bits (KC_INPUT_BINARY) and
- * three int32 per output channel. The samples of a batch reuse it. */
+/* Scratch bytes: one sample's packed input bits (KC_INPUT_BINARY) and one
+ * to three int32 per output channel (the sums, and +1 weight counts where
+ * the formula needs them). The samples of a batch reuse it. */
 int32_t kc_scratch_bytes(const kc_options* o);
+/* kc_scratch_bytes plus room to expand the channel parameters into
+ * contiguous arrays (4 int32 per channel): faster where the compiler
+ * vectorizes (phones, hosts); microcontrollers pass the minimum. */
+int32_t kc_scratch_bytes_fast(const kc_options* o);
 
 /* What a runtime knows of a tensor: its TfLiteType and element count. */
 typedef struct kc_tensor_info {
@@ -139,10 +144,12 @@ const char* kc_status_message(int status);
  * (a kc_rounding). input: batch * kc_input_size int8;
  * weights: out_c * kc_row_bytes bytes; params: the channel table, out_c *
  * kc_table_columns int32; output: batch * kc_output_size int8; scratch:
- * kc_scratch_bytes, 4-byte aligned. */
+ * scratch_bytes >= kc_scratch_bytes (or kc_scratch_bytes_fast), 4-byte
+ * aligned. */
 int kc_binary_run(const kc_options* o, int32_t rounding, int32_t batch,
                   const int8_t* input, const uint8_t* weights,
-                  const int32_t* params, int8_t* output, uint32_t* scratch);
+                  const int32_t* params, int8_t* output, uint32_t* scratch,
+                  int32_t scratch_bytes);
 
 /* TFLite's fixed-point requantization, rounding as `rounding` says. */
 int32_t kc_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier,

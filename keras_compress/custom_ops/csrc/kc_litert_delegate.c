@@ -146,7 +146,7 @@ static TfLiteStatus kc_kernel_prepare(TfLiteContext* context, TfLiteNode* node) 
       return kc_fail(context, "could not resize the output");
     }
   }
-  need = (size_t)kc_scratch_bytes(&kernel->options);
+  need = (size_t)kc_scratch_bytes_fast(&kernel->options);
   if (need > kernel->scratch_bytes) {
     uint32_t* scratch = (uint32_t*)realloc(kernel->scratch, need);
     if (scratch == NULL) return kc_fail(context, "out of memory");
@@ -168,7 +168,8 @@ static TfLiteStatus kc_kernel_invoke(TfLiteContext* context, TfLiteNode* node) {
       (const int8_t*)context->tensors[kernel->input].data,
       (const uint8_t*)context->tensors[kernel->weights].data,
       (const int32_t*)context->tensors[kernel->params].data,
-      (int8_t*)context->tensors[kernel->output].data, kernel->scratch);
+      (int8_t*)context->tensors[kernel->output].data, kernel->scratch,
+      (int32_t)kernel->scratch_bytes);
   if (status != KC_OK) return kc_fail(context, kc_status_message(status));
   return kTfLiteOk;
 }

@@ -135,7 +135,8 @@ struct BinaryKernels {
         static_cast<const int8_t*>(micro::GetEvalInput(context, node, 0)->data.data),
         static_cast<const uint8_t*>(micro::GetEvalInput(context, node, 1)->data.data),
         static_cast<const int32_t*>(micro::GetEvalInput(context, node, 2)->data.data),
-        static_cast<int8_t*>(micro::GetEvalOutput(context, node, 0)->data.data), scratch);
+        static_cast<int8_t*>(micro::GetEvalOutput(context, node, 0)->data.data), scratch,
+        kc_scratch_bytes(&data->options));
     return status == KC_OK ? Ok() : Error();
   }
 };

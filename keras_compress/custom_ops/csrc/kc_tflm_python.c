@@ -138,7 +138,8 @@ static TfLiteStatus kc_invoke(struct TfLiteContext* context, TfLiteMicroNode* no
   return kc_binary_run(&data->options, KC_ROUND_DOUBLE, data->batch,
                        (const int8_t*)t[0]->data,
                        (const uint8_t*)t[1]->data, (const int32_t*)t[2]->data,
-                       (int8_t*)t[3]->data, scratch) == KC_OK
+                       (int8_t*)t[3]->data, scratch,
+                       kc_scratch_bytes(&data->options)) == KC_OK
              ? kTfLiteOk
              : kTfLiteError;
 }
