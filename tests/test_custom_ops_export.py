@@ -85,8 +85,16 @@ def _exports(kind):
 
 @pytest.fixture(params=["mlp", "cnn"])
 def binary(request):
+    """Both networks: for the checks that differ between FC and CONV_2D."""
     _needs_runtimes()
     return _exports(request.param)
+
+
+@pytest.fixture
+def mlp():
+    """The MLP alone: for the checks the network does not change."""
+    _needs_runtimes()
+    return _exports("mlp")
 
 
 def _ops(data):
@@ -145,8 +153,8 @@ def test_dynamic_batch_and_xnnpack(binary, digits):
     assert np.mean(np.argmax(fast, 1) == np.argmax(want, 1)) >= 0.97
 
 
-def test_default_export_is_unchanged(binary, digits):
-    qat, builtin, _ = binary
+def test_default_export_is_unchanged(mlp, digits):
+    qat, builtin, _ = mlp
     (x_train, _), _ = digits
     ops = _ops(builtin)
     assert not any(op.startswith("CUSTOM:") for op in ops)
@@ -199,8 +207,8 @@ def _bad_shift(model, graph, op):
 
 
 @pytest.mark.parametrize("mutation", ["magic", "out_c", "shift"])
-def test_corrupt_operator_gives_an_error_not_a_crash(binary, digits, tmp_path, mutation):
-    _, _, packed = binary
+def test_corrupt_operator_gives_an_error_not_a_crash(mlp, digits, tmp_path, mutation):
+    _, _, packed = mlp
     _, (x_test, _) = digits
     change = {"magic": _break_magic, "out_c": _set_field("out_c", 3),
               "shift": _bad_shift}[mutation]
@@ -235,8 +243,8 @@ def test_corrupt_operator_gives_an_error_not_a_crash(binary, digits, tmp_path, m
     assert "keras-compress binary operator" in results["litert"] or "KC_BINARY" in results["litert"]
 
 
-def test_bad_arguments(binary, digits, tmp_path):
-    qat, builtin, _ = binary
+def test_bad_arguments(mlp, digits, tmp_path):
+    qat, builtin, _ = mlp
     (x_train, _), _ = digits
     with pytest.raises(ValueError, match="Expected quantize='int8'"):
         export.to_tflite(qat, binary="packed")
@@ -254,8 +262,8 @@ def test_bad_arguments(binary, digits, tmp_path):
                          binary="packed")
 
 
-def test_micro_bundle_carries_the_kernel_sources(binary, digits, tmp_path):
-    qat, builtin, packed = binary
+def test_micro_bundle_carries_the_kernel_sources(mlp, digits, tmp_path):
+    qat, builtin, packed = mlp
     (x_train, _), (x_test, y_test) = digits
     report = export.to_micro(qat, tmp_path / "bundle", "net",
                              representative_data=x_train[:200], binary="packed")
