@@ -13,13 +13,6 @@ from keras_compress import demo  # noqa: E402
 from keras_compress import export  # noqa: E402
 
 
-def pytest_collection_modifyitems(config, items):
-    # The long end-to-end tests (marked slow) first: with pytest-xdist the
-    # workers then finish together instead of one waiting for the last
-    # long test the other picked up at the end.
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture(scope="session")
 def digits():
     """`(x_train, y_train), (x_test, y_test)`: the 8x8 digits."""
