@@ -6,7 +6,10 @@ optional distillation from the final exit; `early_exit_predict` stops each
 sample at its first confident exit and reports the MACs of staged
 execution (`exit_macs`); `threshold_sweep` trades accuracy for MACs;
 `export_early_exit` writes one TFLite model per stage plus `chain.json`,
-which `keras_compress.runtime.EarlyExitRunner` runs in LiteRT.
+which `keras_compress.runtime.EarlyExitRunner` runs in LiteRT;
+`export_early_exit_file` writes one TFLite file that exits early by itself
+(control flow: an `IF` per early exit), for LiteRT and TensorFlow Lite
+Micro.
 
 Names load on first use: the LiteRT runner shares the NumPy-only decision
 code of this package without importing Keras or TensorFlow.
@@ -29,6 +32,7 @@ _EXPORTS = {
     "threshold_sweep": "sweep",
     "ThresholdSweep": "sweep",
     "export_early_exit": "export",
+    "export_early_exit_file": "export_file",
 }
 
 __all__ = sorted(_EXPORTS)
