@@ -30,15 +30,15 @@ import json
 import numpy as np
 
 from keras_compress import _tflite
+from keras_compress._exit_file import INPUT_NAMES
+from keras_compress._exit_file import METADATA_NAME
+from keras_compress._exit_file import OUTPUT_NAMES
 from keras_compress import _tflite_edit
 
 _S = _tflite.schema
 _OPS = _S.BuiltinOperator
 _T = _S.TensorType
 
-METADATA_NAME = "keras_compress.early_exit"
-OUTPUT_NAMES = ("probabilities", "exit", "prediction")
-INPUT_NAMES = ("input", "threshold")
 # Probabilities below this count as 0 in the entropy (p log p -> 0).
 _TINY = 1e-30
 
@@ -436,16 +436,3 @@ def _add_metadata(builder, info):
     entry.buffer = _tflite_edit.new_buffer(
         builder.model, json.dumps(info, sort_keys=True).encode())
     builder.model.metadata = [entry]
-
-
-def read_metadata(model):
-    """The early-exit description stored in a parsed model, or None."""
-    for entry in model.metadata or []:
-        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
-        if name == METADATA_NAME:
-            data = model.buffers[entry.buffer].data
-            try:
-                return json.loads(bytes(bytearray(data)).decode())
-            except (ValueError, TypeError):
-                return None
-    return None

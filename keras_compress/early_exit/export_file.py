@@ -7,6 +7,7 @@ import numpy as np
 
 from keras_compress import _exit_rule
 from keras_compress import _io
+from keras_compress._exit_file import METADATA_NAME
 from keras_compress.early_exit import _graph
 from keras_compress.early_exit import _stitch
 from keras_compress.early_exit import export as _chain
@@ -119,7 +120,7 @@ def export_early_exit_file(
     files = [_chain._to_tflite(stage, quantize, samples[j], 1)
              for j, stage in enumerate(stages)]
     info = {
-        "format": _stitch.METADATA_NAME,
+        "format": METADATA_NAME,
         "version": FORMAT_VERSION,
         "model": model.name,
         "num_exits": exits.num_exits,

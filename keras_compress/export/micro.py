@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from keras_compress import _io
+from keras_compress import _exit_file
 from keras_compress import _tflite
 from keras_compress import _decode
 from keras_compress import _inputs
@@ -192,6 +193,7 @@ def to_micro(model_or_tflite, out_dir, name, representative_data=None,
         data = _tflite.read_bytes(model_or_tflite, "model_or_tflite")
     flatbuffer = _tflite.parse(data, "model_or_tflite")
     check_full_int8(flatbuffer)
+    early_exit = _exit_file.read_metadata(flatbuffer)
     if lean:
         feed = None
         if samples:
@@ -207,6 +209,8 @@ def to_micro(model_or_tflite, out_dir, name, representative_data=None,
         flatbuffer = _tflite.parse(data)
     micro = MicroModel(data)
     arena_bytes = micro.arena_bytes
+    if early_exit is not None:
+        early_exit = _early_exit_report(micro, early_exit)
     compressed = None
     if compression is not None:
         feeds = _micro_compress.verification_inputs(
@@ -237,6 +241,8 @@ def to_micro(model_or_tflite, out_dir, name, representative_data=None,
         },
         "compression": compressed,
     }
+    if early_exit is not None:
+        report["early_exit"] = early_exit
     sources = _custom_op_sources(ops)
     if sources:
         report["custom_ops"] = {
@@ -273,6 +279,28 @@ def to_micro(model_or_tflite, out_dir, name, representative_data=None,
     return report
 
 
+def _early_exit_report(micro, info):
+    """The early-exit part of the report; with a threshold input, proves the
+    measured arena runs the deepest path (every stage).
+
+    TFLite Micro plans the tensors of every subgraph when it allocates, so
+    the arena does not depend on the exit a sample takes; with thresholds
+    no confidence passes, the last exit must be reached in that arena.
+    """
+    last = int(info["num_exits"]) - 1
+    if info.get("threshold_input"):
+        never = 2.0 if info["criterion"] == "max_prob" else -1.0
+        x = np.zeros((1,) + tuple(micro.inputs[0].shape[1:]), np.float32)
+        taken = micro.predict([x, np.full((1, last), never, np.float32)])[1]
+        if int(np.asarray(taken).reshape(-1)[0]) != last:
+            raise RuntimeError(
+                "The early-exit model did not reach its last exit with "
+                "thresholds no sample passes.")
+    keys = ("num_exits", "num_classes", "criterion", "threshold", "threshold_input",
+            "cumulative_macs")
+    return {k: info[k] for k in keys if k in info}
+
+
 def _custom_op_sources(ops):
     """`{file name: text}` of the custom operators' C sources `ops` need."""
     if not any(op in custom_ops.CUSTOM_OP_NAMES for op in ops):
@@ -289,12 +317,19 @@ def check_full_int8(flatbuffer, arg_name="model_or_tflite"):
     """Raises unless every operator of the model computes in integers.
 
     Float tensors are allowed only where a model converts at its edges: the
-    input of `QUANTIZE` and the output of `DEQUANTIZE`.
+    input of `QUANTIZE` and the output of `DEQUANTIZE`; and, in a full-int8
+    single-file early-exit model (`export_early_exit_file`), at the few
+    float32 operators that compute an exit's confidence and choose the
+    branch.
     """
     codes = flatbuffer.operatorCodes or []
+    early_exit = _exit_file.read_metadata(flatbuffer) or {}
+    decision = _exit_file.DECISION_OPS if early_exit.get("quantize") == "int8" else ()
     for graph in flatbuffer.subgraphs:
         for op in graph.operators or []:
             op_name = _tflite.builtin_op_name(codes[op.opcodeIndex])
+            if op_name in decision:
+                continue
             ids = []
             if op_name != "QUANTIZE":
                 ids += [i for i in op.inputs if i >= 0]
