@@ -8,7 +8,8 @@ with quantization-aware training and writes a TFLite Micro bundle whose
 weights TFLM decodes at run time (Deep Compression), removes half of the channels of another copy
 (`prune_channels`) and fine-tunes it, fine-tunes a QAT copy to int8, adds
 two early exits to another copy (a threshold sweep of accuracy against
-average MACs, and the stage chain run in LiteRT), writes a microcontroller
+average MACs, and one int8 file that exits early by itself, run and timed
+per sample in LiteRT), writes a microcontroller
 bundle, runs every artifact in its real runtime (LiteRT with XNNPACK;
 TensorFlow Lite Micro for the bundle) and reports accuracy, size, latency
 and arena in one table, a JSON file and two plots.
@@ -140,7 +141,7 @@ def run(out_dir="demo_out", epochs=EPOCHS, log=print):
     rows += channel_rows(model, x_train, y_train, x_test, y_test, calibration,
                          out_dir, max(2, epochs // 3))
 
-    stage("Adding two early exits to a copy, sweeping thresholds, running the stage chain")
+    stage("Adding two early exits to a copy, sweeping thresholds, exporting one early-exit file")
     early = early_exit(model, x_train, y_train, x_test, y_test, out_dir,
                        max(2, epochs // 3))
 

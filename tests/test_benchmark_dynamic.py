@@ -13,7 +13,7 @@ def test_dynamic_quick(tmp_path, capsys):
                                    "--tasks", "digits")
     assert report["command"].startswith("python benchmarks/dynamic.py")
     assert report["settings"]["quick"] is True
-    assert list(report["sections"]) == ["early_exit", "slimmable"]
+    assert list(report["sections"]) == ["early_exit", "early_exit_latency", "slimmable"]
 
     early = report["sections"]["early_exit"]["tasks"]["digits"]["summary"]
     joint = early["joint"]
@@ -27,6 +27,20 @@ def test_dynamic_quick(tmp_path, capsys):
     assert reductions == sorted(reductions, reverse=True)  # higher threshold, more MACs
     for row in sweep:
         assert abs(sum(row["exit_fractions"]["median"]) - 1) < 1e-6
+
+    latency = report["sections"]["early_exit_latency"]["tasks"]["digits"]
+    assert sorted(latency["summary"]) == sorted(
+        ["threshold", "float32_litert", "float32_micro", "int8_litert", "int8_micro"])
+    seed = latency["seeds"][0]
+    for fmt in ("float32", "int8"):
+        entry = seed["formats"][fmt]
+        for runtime in ("litert", "micro"):
+            row = entry[runtime]
+            assert all(row["latency_us"][k] > 0 for k in ("plain", "chain", "single"))
+            assert abs(sum(row["exit_fractions"]) - 1) < 1e-6
+            assert row["timed_samples"] == 30
+    # int8 files are smaller than float32 ones.
+    assert seed["formats"]["int8"]["single_bytes"] < seed["formats"]["float32"]["single_bytes"]
 
     slim = report["sections"]["slimmable"]["tasks"]["digits"]["summary"]
     assert [w for w in WIDTHS if w in slim] == WIDTHS

@@ -225,3 +225,31 @@ def test_bad_input_and_nothing_written(multi_exit, digits, tmp_path, monkeypatch
     to_tflite(backbone, plain)
     with pytest.raises(ValueError, match="export_early_exit_file"):
         EarlyExitRunner(plain)
+
+
+def test_threshold_sweep_measures_latency(multi_exit, digits, tmp_path):
+    from keras_compress.early_exit import threshold_sweep
+
+    _, model = multi_exit
+    _, (x_test, y_test) = digits
+    x, y = x_test[:80], y_test[:80]
+    sweep = threshold_sweep(model, x, y, [0.3, 0.9, 0.999], latency="micro",
+                            latency_samples=20)
+    plain = threshold_sweep(model, x, y, [0.3, 0.9, 0.999])
+    assert sweep.latency == "micro" and sweep.plain_latency_ms > 0
+    for row, same in zip(sweep.rows, plain.rows):
+        assert row["accuracy"] == same["accuracy"]  # measuring changes nothing else
+        assert row["latency_ms"] > 0
+        assert row["speedup"] == pytest.approx(sweep.plain_latency_ms / row["latency_ms"])
+    # TFLM's reference kernels: a low threshold (most samples leave early)
+    # is faster than a high one.
+    assert sweep.rows[0]["latency_ms"] < sweep.rows[-1]["latency_ms"]
+    assert "us/sample" in str(sweep) and "us/sample" not in str(plain)
+    path = os.path.join(tmp_path, "sweep.png")
+    sweep.plot(path, x="latency")
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="measured latency"):
+        plain.plot(x="latency")
+    with pytest.raises(ValueError, match="latency"):
+        threshold_sweep(model, x, y, [0.9], latency="gpu")

@@ -87,9 +87,10 @@ def test_early_exit_example(tmp_path):
     for text in (f"{result.accuracy(y):.1%}", f"{result.mean_macs:,.0f}",
                  " / ".join(f"{f:.1%}" for f in result.exit_fractions(3))):
         assert text in line
-    assert results["stage_bytes"] == [
-        os.path.getsize(os.path.join(tmp_path, chain_row["file"], s["file"]))
-        for s in runner.chain["stages"]]
+    assert results["file_bytes"] == os.path.getsize(os.path.join(tmp_path, chain_row["file"]))
+    for row in (cnn_row, chain_row):
+        assert row["latency_us"] > 0
+        assert f"{row['latency_us']:.1f}" in _line(stdout, row["model"])
     # The chosen threshold is one of the sweep's, printed in the sweep table.
     assert chain_row["threshold"] in [r["threshold"] for r in results["sweep"]["rows"]]
     assert "threshold sweep" in stdout
