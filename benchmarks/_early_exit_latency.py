@@ -1,8 +1,8 @@
 """Early exits on the device: measured latency of the single file.
 
 Per task and seed, a plain backbone and the same backbone with two early
-exits (`add_early_exits`, heads `EarlyExitHead(hidden_units=64)`, joint
-training on the sum of the exit losses) train from the same initialization
+exits (`add_early_exits` with its default heads, `EarlyExitHead(grid=4)`;
+joint training on the sum of the exit losses) train from the same initialization
 with the same recipe (SGD momentum 0.9, batch 64, cosine decay from 0.1) on
 the training set minus a validation split. The threshold is picked on the
 validation split (never the test set): the largest MAC reduction whose
@@ -40,7 +40,7 @@ from _harness import median  # noqa: E402
 BATCH_SIZE = 64
 LR = 0.1
 MOMENTUM = 0.9
-HEAD = {"hidden_units": 64}
+HEAD = None  # add_early_exits's default head
 MAX_DROP = 0.01
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
 FORMATS = (None, "int8")
@@ -211,6 +211,51 @@ def _accuracy(plain, single, x, y, runtime):
     return model.evaluate(x, y), result.accuracy(y), result
 
 
+def _delegation_check(model, x, quick):
+    """Float32 single file with every sample sent to the last exit (a
+    threshold no confidence passes), with XNNPACK and with LiteRT's builtin
+    kernels, beside the plain model with both: if XNNPACK took only the
+    main subgraph, the later stages (inside IF branches) would run at the
+    builtin kernels' speed."""
+    import keras
+
+    from keras_compress.early_exit import export_early_exit_file
+    from keras_compress.export import to_tflite
+    from keras_compress.runtime import LiteRTModel
+
+    data = export_early_exit_file(model, threshold=0.9, threshold_input=True,
+                                  verify_data=x[:20])
+    backbone = keras.Model(model.inputs, model.outputs[-1])
+    plain = to_tflite(backbone, batch_size=1)
+    samples = np.asarray(x[: 10 if quick else 50], dtype="float32")
+    never = np.full((1, len(model.outputs) - 1), 2.0, np.float32)
+    arms = {}
+    for kernels in ("xnnpack", "builtin"):
+        single = LiteRTModel(data, num_threads=1, kernels=kernels)
+        flat = LiteRTModel(plain, num_threads=1, kernels=kernels)
+        arms[f"single_last_exit_{kernels}"] = _call_with(single, never)
+        arms[f"plain_{kernels}"] = _call(flat, "litert")
+    timing = interleaved_timing({k: (lambda i, f=f: f(samples[i])) for k, f in arms.items()},
+                                1 if quick else REPEATS, warmup=5, rounds=len(samples),
+                                reverse=True)
+    return {k: 1e3 * t["median_ms"] for k, t in timing.items()}
+
+
+def _call_with(model, threshold):
+    """fn(sample) for a LiteRT single file with a threshold input."""
+    from keras_compress.runtime import _common
+
+    interpreter = model._interpreter
+    index, limit = model._in[0]["index"], model._in[1]["index"]
+    info = model.inputs[0]
+
+    def call(sample):
+        interpreter.set_tensor(index, _common.to_stored(sample[None], info))
+        interpreter.set_tensor(limit, threshold)
+        interpreter.invoke()
+    return call
+
+
 def _run_seed(name, settings, seed, data, quick, log):
     from keras_compress.analysis import summarize
     from keras_compress.early_exit import (add_early_exits, exit_macs, export_early_exit,
@@ -224,7 +269,7 @@ def _run_seed(name, settings, seed, data, quick, log):
     start = time.perf_counter()
     plain = _fit(_build(name, seed), x_train, y_train, epochs, False)
     model = add_early_exits(_build(name, seed), list(settings["exit_points"]),
-                            head=dict(HEAD))
+                            head=HEAD)
     _fit(model, x_train, y_train, epochs, True)
     plain_val = float(np.mean(np.asarray(plain.predict(x_val, verbose=0)).argmax(-1) == y_val))
     threshold, point = _pick_threshold(model, x_val, y_val, plain_val)
@@ -269,6 +314,10 @@ def _run_seed(name, settings, seed, data, quick, log):
                     f"{latency['chain']:.0f}, single {latency['single']:.0f} "
                     f"({latency['plain'] / latency['single']:.2f}x)")
         out["formats"][label] = entry
+    if seed == 0:
+        out["delegation_us"] = _delegation_check(model, x_test, quick)
+        log("  seed 0 float32 LiteRT, every sample to the last exit: "
+            + ", ".join(f"{k} {v:.0f} us" for k, v in out["delegation_us"].items()))
     out["seconds"] = round(time.perf_counter() - start, 1)
     return out
 
@@ -291,7 +340,7 @@ def run(tasks, seeds, quick, log):
     return {
         "benchmark": "early_exit_latency",
         "settings": {
-            "seeds": seeds, "quick": quick, "head": dict(HEAD), "thresholds": list(THRESHOLDS),
+            "seeds": seeds, "quick": quick, "head": "default (EarlyExitHead grid=4)", "thresholds": list(THRESHOLDS),
             "operating_point": f"largest MAC reduction with validation accuracy >= "
                                f"plain - {MAX_DROP}",
             "latency": "per sample (set input, invoke; the chain's Python included), "
@@ -340,6 +389,14 @@ def tables(result):
                 f"{r['plain_us']:.0f}", f"{r['chain_us']:.0f}", f"{r['single_us']:.0f}",
                 f"{r['speedup_chain']:.2f}x", f"{r['speedup_single']:.2f}x",
             ])
+        check = task["seeds"][0].get("delegation_us")
+        if check:
+            rows.append(["float32 (all to last exit)", "LiteRT builtin",
+                         "", "", f"{check['plain_builtin']:.0f}", "",
+                         f"{check['single_last_exit_builtin']:.0f}", "", ""])
+            rows.append(["float32 (all to last exit)", "LiteRT XNNPACK",
+                         "", "", f"{check['plain_xnnpack']:.0f}", "",
+                         f"{check['single_last_exit_xnnpack']:.0f}", "", ""])
         parts.append(f"{task['title']} (threshold {s['threshold']:g}, median of "
                      f"{len(task['seeds'])} seed(s))\n\n" + markdown_table(
                          ["format", "runtime", "plain acc %", "single acc %", "plain us",

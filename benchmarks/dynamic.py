@@ -10,6 +10,9 @@ Sections (each measures ours and its baseline in the same run):
   MNIST-1D CNN), measured on the device: the plain model, the per-stage
   chain and the single file (`export_early_exit_file`), float32 and int8,
   in LiteRT (1 thread) and TFLite Micro.
+- `early_exit_heads` (`benchmarks/_early_exit_heads.py`): candidate
+  early-exit heads trained on the same backbones' frozen features:
+  accuracy per exit against MACs; picks `add_early_exits`'s default head.
 - `slimmable` (`benchmarks/_slimmable.py`): one slimmable CNN trained with
   the sandwich rule against plain models of each width trained on their own.
 
@@ -18,18 +21,19 @@ Usage:
     python benchmarks/dynamic.py              # 3 seeds, MNIST-1D and digits
     python benchmarks/dynamic.py --quick      # smoke test, temp output
     python benchmarks/dynamic.py --sections slimmable --seeds 1
-    python benchmarks/dynamic.py --sections early_exit_latency
+    python benchmarks/dynamic.py --sections early_exit_latency early_exit_heads
 
 Results go to `benchmarks/results/dynamic.json`.
 """
 
 import _early_exit
+import _early_exit_heads
 import _early_exit_latency
 import _harness
 import _slimmable
 
 SECTIONS = {"early_exit": _early_exit, "early_exit_latency": _early_exit_latency,
-            "slimmable": _slimmable}
+            "early_exit_heads": _early_exit_heads, "slimmable": _slimmable}
 
 
 def main(argv=None):

@@ -62,6 +62,8 @@ def trained(digits):
         ((6, 6, 3), {"filters": 4, "hidden_units": 8, "dropout": 0.2}),  # (batch, h, w, ch)
         ((7,), {"filters": 3, "activation": "softmax"}),            # (batch, features)
         ((6, 6, 3), {"pooling": "max"}),
+        ((6, 6, 3), {"grid": 2}),                                   # 2x2 cells, flattened
+        ((12, 5), {"filters": 4, "grid": 3, "hidden_units": 6}),    # 3 cells of 4 steps
     ],
 )
 def test_head_layer_helper(input_shape, kwargs):
@@ -76,7 +78,8 @@ def test_head_layer_helper(input_shape, kwargs):
         params += ch * width + width
         macs += positions * ch * width
     if len(input_shape) > 1:
-        macs += positions * width                                    # global pooling
+        macs += positions * width                    # global pooling, or into cells
+        width *= kwargs.get("grid", 1) ** (len(input_shape) - 1)    # cells, flattened
     hidden = kwargs.get("hidden_units")
     if hidden:
         params += width * hidden + hidden
@@ -95,6 +98,10 @@ def test_head_rejects_bad_arguments():
         EarlyExitHead(10, activation="sigmoid")
     with pytest.raises(ValueError, match="Expected `pooling`"):
         EarlyExitHead(10, pooling="sum")
+    with pytest.raises(ValueError, match="Expected `grid` to be an int >= 1"):
+        EarlyExitHead(10, grid=0)
+    with pytest.raises(ValueError, match="grid=2 expected known steps"):
+        EarlyExitHead(10, grid=2).build((None, None, None, 3))
     with pytest.raises(ValueError, match=r"expected an input of rank 2.*Received"):
         EarlyExitHead(10)(np.zeros((1, 2, 2, 2, 2), "float32"))
 
@@ -110,9 +117,11 @@ def test_build_orders_exits_copies_backbone_and_saves(tmp_path, digits):
     model = add_early_exits(backbone, ["block1", "block0"])
     assert [type(model.get_layer(f"exit_{j}")).__name__ for j in range(2)] == [
         "EarlyExitHead", "EarlyExitHead"]
-    # Exits ordered from the input: exit_0 on block0 (8 ch), exit_1 on block1.
-    assert model.get_layer("exit_0").classifier.kernel.shape == (8, 10)
-    assert model.get_layer("exit_1").classifier.kernel.shape == (16, 10)
+    # Exits ordered from the input: exit_0 on block0 (8x8x8), exit_1 on
+    # block1 (4x4x16); the default head pools to 4x4 cells.
+    assert model.get_layer("exit_0").grid == 4
+    assert model.get_layer("exit_0").classifier.kernel.shape == (16 * 8, 10)
+    assert model.get_layer("exit_1").classifier.kernel.shape == (16 * 16, 10)
     # A softmax backbone gets softmax heads.
     assert model.get_layer("exit_0").activation == "softmax"
     outputs = model.predict(x_test[:16], verbose=0)

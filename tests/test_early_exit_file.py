@@ -74,9 +74,13 @@ def test_float_file_decides_as_early_exit_predict(multi_exit, digits, tmp_path):
     lite = LiteRTModel(data)
     assert [o.name for o in lite.outputs] == ["probabilities", "exit", "prediction"]
     assert lite.inputs[0].shape == (1, 8, 8, 1)
-    ops = [op["op"] for op in lite.delegation()["ops"]]
+    delegation = lite.delegation()
+    ops = [op["op"] for op in delegation["ops"]]
     assert ops.count("IF") == 1  # main's; the second sits in stage 1's subgraph
-    assert len(_tflite.parse(data).subgraphs) == 5
+    # main, stage 1, stage 2 and the two "exit here" branches.
+    assert delegation["subgraphs"] == len(_tflite.parse(data).subgraphs) == 5
+    # XNNPACK takes main's stage (block0's and the head's convolutions).
+    assert [op["xnnpack"] for op in delegation["ops"] if op["op"] == "CONV_2D"] == [True] * 2
 
 
 def test_int8_file_matches_the_int8_chain_in_litert_and_tflm(multi_exit, digits, tmp_path):

@@ -130,8 +130,7 @@ def early_exit(model, x_train, y_train, x_test, y_test, out_dir, epochs):
 
     pools = [layer.name for layer in model.layers
              if isinstance(layer, keras.layers.MaxPooling2D)]
-    multi = add_early_exits(model, pools, head={"hidden_units": 64},
-                            freeze_backbone=True)  # a copy
+    multi = add_early_exits(model, pools, freeze_backbone=True)  # a copy
     steps = epochs * -(-len(x_train) // 64)
     trainer = compile_multi_exit(
         multi, keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, steps)))

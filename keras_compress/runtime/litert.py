@@ -212,7 +212,14 @@ class LiteRTModel:
             order), `xnnpack_ops` and `total_ops` counts, and
             `builtin_only` (the op names XNNPACK did not take; the packed
             binary operators, which the keras-compress delegate runs, are
-            listed there too).
+            listed there too), and `subgraphs`, the model's subgraph
+            count. Only the main subgraph's operators are listed: LiteRT's
+            Python interpreter shows no other subgraph's nodes. LiteRT
+            applies XNNPACK to every subgraph, so the stages inside the
+            `IF` branches of an early-exit file are delegated too
+            (BENCHMARKS.md measures it: every stage run, the file is as
+            fast as the plain model under XNNPACK and as slow with the
+            builtin kernels).
         """
         details = self._interpreter._get_ops_details()
         originals = [d for d in details if d["op_name"] != "DELEGATE"]
@@ -228,6 +235,7 @@ class LiteRTModel:
             "xnnpack_ops": sum(op["xnnpack"] for op in ops),
             "total_ops": len(ops),
             "builtin_only": sorted({op["op"] for op in ops if not op["xnnpack"]}),
+            "subgraphs": int(self._interpreter.num_subgraphs()),
         }
 
 

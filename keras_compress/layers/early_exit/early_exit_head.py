@@ -12,8 +12,9 @@ class EarlyExitHead(keras.layers.Layer):
 
     Computes, in order: an optional 1x1 convolution to `filters` channels
     with `conv_activation` (a `Dense(filters)` on a vector input, which is
-    the same map), global pooling over the steps of a 1-D or the positions
-    of a 2-D feature map (a vector input is used as it is), an optional
+    the same map), pooling over the steps of a 1-D or the positions of a
+    2-D feature map (global, or to a small grid of cells: see `grid`; a
+    vector input is used as it is), an optional
     hidden `Dense(hidden_units)` with `hidden_activation`, optional dropout,
     and `Dense(num_classes)` giving logits (`activation=None`) or
     probabilities (`activation="softmax"`). Its sublayers are standard Keras
@@ -29,7 +30,12 @@ class EarlyExitHead(keras.layers.Layer):
         activation: `None` (default: logits) or `"softmax"` (probabilities).
         conv_activation: Activation of the 1x1 convolution, default `"relu"`.
         hidden_activation: Activation of the hidden `Dense`, default `"relu"`.
-        pooling: `"avg"` (default) or `"max"` global pooling.
+        pooling: `"avg"` (default) or `"max"` pooling.
+        grid: None (default: global pooling) or an int: pool to a `grid` x
+            `grid` grid of positions (`grid` steps for a 1-D map), each the
+            average (or max) of its cell, and flatten them, so the
+            classifier still sees where in the input a feature was; early,
+            shallow feature maps classify better that way.
         dropout: Dropout rate before the classifier, in [0, 1), default 0.
         kernel_initializer: Initializer of every kernel, default
             `"glorot_uniform"`.
@@ -66,6 +72,7 @@ class EarlyExitHead(keras.layers.Layer):
         conv_activation="relu",
         hidden_activation="relu",
         pooling="avg",
+        grid=None,
         dropout=0.0,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
@@ -94,6 +101,7 @@ class EarlyExitHead(keras.layers.Layer):
                 f"Received: pooling={pooling!r}"
             )
         self.pooling = pooling
+        self.grid = None if grid is None else _positive_int("grid", grid)
         if (
             isinstance(dropout, bool)
             or not isinstance(dropout, (int, float))
@@ -110,6 +118,7 @@ class EarlyExitHead(keras.layers.Layer):
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.conv = None
         self.pool = None
+        self.flatten = None
         self.hidden = None
         self.drop = None
         self.classifier = None
@@ -152,7 +161,29 @@ class EarlyExitHead(keras.layers.Layer):
                 )
             self.conv.build(shape)
             shape = self.conv.compute_output_shape(shape)
-        if rank > 2:
+        if rank > 2 and self.grid is not None:
+            dims = shape[1:-1]
+            if any(d is None for d in dims):
+                raise ValueError(
+                    f"Layer {self.name!r} (EarlyExitHead) with grid={self.grid} "
+                    "expected known steps / height and width. Received: "
+                    f"input_shape={input_shape}"
+                )
+            size = tuple(-(-int(d) // self.grid) for d in dims)
+            pools = {
+                (3, "avg"): keras.layers.AveragePooling1D,
+                (4, "avg"): keras.layers.AveragePooling2D,
+                (3, "max"): keras.layers.MaxPooling1D,
+                (4, "max"): keras.layers.MaxPooling2D,
+            }
+            self.pool = pools[(rank, self.pooling)](
+                pool_size=size, strides=size, padding="same", name="pool",
+                dtype=self.dtype_policy)
+            self.pool.build(shape)
+            shape = self.pool.compute_output_shape(shape)
+            self.flatten = keras.layers.Flatten(name="flatten", dtype=self.dtype_policy)
+            shape = self.flatten.compute_output_shape(shape)
+        elif rank > 2:
             pools = {
                 (3, "avg"): keras.layers.GlobalAveragePooling1D,
                 (4, "avg"): keras.layers.GlobalAveragePooling2D,
@@ -181,6 +212,8 @@ class EarlyExitHead(keras.layers.Layer):
             x = self.conv(x)
         if self.pool is not None:
             x = self.pool(x)
+        if self.flatten is not None:
+            x = self.flatten(x)
         if self.hidden is not None:
             x = self.hidden(x)
         if self.drop is not None:
@@ -200,6 +233,7 @@ class EarlyExitHead(keras.layers.Layer):
             "conv_activation": keras.activations.serialize(self.conv_activation),
             "hidden_activation": keras.activations.serialize(self.hidden_activation),
             "pooling": self.pooling,
+            "grid": self.grid,
             "dropout": self.dropout,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
