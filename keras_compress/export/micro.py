@@ -33,7 +33,13 @@ def to_micro(model_or_tflite, out_dir, name, representative_data=None,
     int8_io=True, batch_size=1)`, calibrated on `representative_data`. A
     given `.tflite` must already be full-integer (int8 weights and
     activations): float, float16 and dynamic-range models are refused,
-    since microcontroller kernels are integer kernels. Unless `lean=False`,
+    since microcontroller kernels are integer kernels. A full-int8
+    early-exit file (`export_early_exit_file(..., quantize="int8")`) is
+    accepted with its few float32 decision operators; the resolver then
+    lists `IF`, and the report gains an `early_exit` entry (TFLM plans
+    every subgraph's tensors at allocation, so the arena does not depend
+    on the exit taken; with a threshold input, the deepest path is run in
+    the measured arena to prove it). Unless `lean=False`,
     what the runtimes never read is removed (see
     `keras_compress.export.lean_tflite`: the demo CNN on 8x8 digits 70,256
     -> 67,296 bytes, a 3,274-parameter Conv1D net 9,760 -> 7,648), and the
