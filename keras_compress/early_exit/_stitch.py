@@ -19,9 +19,9 @@ class (int32, `(1,)`). The decision is made in float32 on the exit's
 dequantized scores, the rule of `keras_compress._exit_rule`.
 
 When stage j ends by dequantizing its feature map and stage j+1 starts by
-quantizing it again with the same scale and zero point, both operators are
-dropped and the int8 feature map is handed over as it is (the pair is the
-identity on int8 values).
+quantizing it again with parameters that give back every int8 value (the
+same zero point and a scale equal to the last bits), both operators are
+dropped and the int8 feature map is handed over as it is.
 """
 
 import copy
@@ -230,6 +230,28 @@ def _params(tensor):
     return (int(tensor.type), [float(s) for s in q.scale], zero)
 
 
+def _round_trip_is_identity(stored, requantized):
+    """Whether dequantizing with `stored`'s parameters and quantizing with
+    `requantized`'s gives back every value of the type (two calibrations of
+    one tensor can differ in the last bits of the scale)."""
+    a, b = _params(stored), _params(requantized)
+    if a is None or b is None or a[0] != b[0] or len(a[1]) != 1 or len(b[1]) != 1:
+        return False
+    if a[2] != b[2] or a[0] not in (_T.INT8, _T.UINT8):
+        return False
+    zero = a[2][0] if a[2] else 0
+    info = np.iinfo(np.int8 if a[0] == _T.INT8 else np.uint8)
+    q = np.arange(info.min, info.max + 1, dtype=np.float32)
+    x = (q - np.float32(zero)) * np.float32(a[1][0])
+    scale = np.float32(b[1][0])
+    # Both ways runtimes quantize: divide by the scale, or multiply by its
+    # inverse.
+    for back in (np.round(x / scale), np.round(x * (np.float32(1) / scale))):
+        if not np.array_equal(np.clip(back + zero, info.min, info.max), q):
+            return False
+    return True
+
+
 def _hand_over_int8(model, parsed):
     """Drops DEQUANTIZE(c_j) -> QUANTIZE pairs with equal parameters."""
     for j in range(len(parsed) - 1):
@@ -251,8 +273,7 @@ def _hand_over_int8(model, parsed):
             continue
         source = int(dequantize.inputs[0])
         target = int(quantize.outputs[0])
-        params = _params(graph.tensors[source])
-        if params is None or params != _params(following.tensors[target]):
+        if not _round_trip_is_identity(graph.tensors[source], following.tensors[target]):
             continue
         graph.operators = [o for o in graph.operators if o is not dequantize]
         following.operators = [o for o in following.operators if o is not quantize]
