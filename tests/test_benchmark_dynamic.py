@@ -10,10 +10,11 @@ WIDTHS = ["0.25", "0.5", "0.75", "1.0"]
 @pytest.mark.slow
 def test_dynamic_quick(tmp_path, capsys):
     stdout, report = run_benchmark(capsys, "dynamic", tmp_path / "dynamic.json",
-                                   "--tasks", "digits")
+                                   "--tasks", "digits", "--sections", "early_exit",
+                                   "slimmable")
     assert report["command"].startswith("python benchmarks/dynamic.py")
     assert report["settings"]["quick"] is True
-    assert list(report["sections"]) == ["early_exit", "early_exit_latency", "slimmable"]
+    assert list(report["sections"]) == ["early_exit", "slimmable"]
 
     early = report["sections"]["early_exit"]["tasks"]["digits"]["summary"]
     joint = early["joint"]
@@ -28,6 +29,24 @@ def test_dynamic_quick(tmp_path, capsys):
     for row in sweep:
         assert abs(sum(row["exit_fractions"]["median"]) - 1) < 1e-6
 
+    slim = report["sections"]["slimmable"]["tasks"]["digits"]["summary"]
+    assert [w for w in WIDTHS if w in slim] == WIDTHS
+    params = [slim[w]["params"] for w in WIDTHS]
+    assert params == sorted(params) and len(set(params)) == 4
+    for w in WIDTHS:
+        # The exported plain model computes what the slimmable one does.
+        assert slim[w]["export_max_abs_diff"]["median"] < 1e-5
+    assert "Wrote" in stdout
+
+
+@pytest.mark.slow
+def test_dynamic_device_quick(tmp_path, capsys):
+    """The early-exit sections on the device (a test of their own, so
+    pytest-xdist runs it beside the other)."""
+    stdout, report = run_benchmark(capsys, "dynamic", tmp_path / "dynamic.json",
+                                   "--tasks", "digits", "--sections",
+                                   "early_exit_latency", "early_exit_heads")
+    assert list(report["sections"]) == ["early_exit_latency", "early_exit_heads"]
     latency = report["sections"]["early_exit_latency"]["tasks"]["digits"]
     assert sorted(latency["summary"]) == sorted(
         ["threshold", "float32_litert", "float32_micro", "int8_litert", "int8_micro"])
@@ -41,12 +60,12 @@ def test_dynamic_quick(tmp_path, capsys):
             assert row["timed_samples"] == 30
     # int8 files are smaller than float32 ones.
     assert seed["formats"]["int8"]["single_bytes"] < seed["formats"]["float32"]["single_bytes"]
-
-    slim = report["sections"]["slimmable"]["tasks"]["digits"]["summary"]
-    assert [w for w in WIDTHS if w in slim] == WIDTHS
-    params = [slim[w]["params"] for w in WIDTHS]
-    assert params == sorted(params) and len(set(params)) == 4
-    for w in WIDTHS:
-        # The exported plain model computes what the slimmable one does.
-        assert slim[w]["export_max_abs_diff"]["median"] < 1e-5
+    heads = report["sections"]["early_exit_heads"]
+    summary = heads["tasks"]["digits"]["summary"]
+    assert sorted(summary) == ["gap", "grid2", "grid4"]
+    for row in summary.values():
+        assert len(row["accuracy"]) == 2 and all(0 <= a <= 1 for a in row["accuracy"])
+    # Pooling to cells feeds the classifier more features: more MACs.
+    assert summary["grid4"]["macs"][0] > summary["grid2"]["macs"][0] > summary["gap"]["macs"][0]
+    assert heads["choice"]["head"] in summary
     assert "Wrote" in stdout

@@ -34,14 +34,11 @@ from keras_compress._exit_file import INPUT_NAMES
 from keras_compress._exit_file import METADATA_NAME
 from keras_compress._exit_file import OUTPUT_NAMES
 from keras_compress import _tflite_edit
+from keras_compress.early_exit import _decision
 
 _S = _tflite.schema
 _OPS = _S.BuiltinOperator
 _T = _S.TensorType
-
-# Probabilities below this count as 0 in the entropy (p log p -> 0).
-_TINY = 1e-30
-
 
 def stitch(stages, is_probability, criterion, thresholds, threshold_input, info):
     """Builds the single-file model.
@@ -288,7 +285,7 @@ def _finish_stage(builder, parsed, j, criterion, thresholds, is_probability,
     stage = parsed[j]
     graph = stage.copy
     last = j == len(parsed) - 1
-    probabilities = _probabilities(builder, graph, stage.exit, is_probability, j)
+    probabilities = _decision.probabilities(builder, graph, stage.exit, is_probability, j)
     inputs = []
     if j > 0:
         previous = parsed[j - 1]
@@ -308,8 +305,8 @@ def _finish_stage(builder, parsed, j, criterion, thresholds, is_probability,
         graph.outputs = np.asarray([probabilities, exit_index], dtype=np.int32)
         graph.name = f"stage_{j}"
         return
-    cond = _confident(builder, graph, probabilities, criterion, thresholds[j], j,
-                      stage.threshold)
+    cond = _decision.confident(builder, graph, probabilities, criterion, thresholds[j],
+                              j, stage.threshold)
     then_index = 2 * j + 2
     else_index = 2 * j + 1
     _then_graph(builder, graph, stage, j, then_index, threshold_input)
@@ -352,73 +349,6 @@ def _then_graph(builder, graph, stage, j, index, threshold_input):
     builder.model.subgraphs[index] = then
 
 
-def _probabilities(builder, graph, scores, is_probability, j):
-    """Float32 class probabilities of the exit's scores tensor."""
-    tensor = graph.tensors[scores]
-    shape = [int(s) for s in tensor.shape]
-    if tensor.type != _T.FLOAT32:
-        raise RuntimeError(f"Stage {j}'s exit is not float32 (type {tensor.type}).")
-    if is_probability:
-        return scores
-    out = builder.tensor(graph, shape, _T.FLOAT32, f"exit_{j}_softmax")
-    options = _S.SoftmaxOptionsT()
-    options.beta = 1.0
-    builder.op(graph, _OPS.SOFTMAX, [scores], [out], _S.BuiltinOptions.SoftmaxOptions,
-               options)
-    return out
-
-
-def _confident(builder, graph, p, criterion, threshold, j, threshold_tensor):
-    """A bool `(1,)` tensor: exit j's confidence passes its threshold."""
-    axis = builder.constant(graph, np.asarray([1], np.int32), _T.INT32, f"exit_{j}_axis")
-    reducer = _S.ReducerOptionsT()
-    reducer.keepDims = False
-    conf = builder.tensor(graph, [1], _T.FLOAT32, f"exit_{j}_confidence")
-    if criterion == "max_prob":
-        builder.op(graph, _OPS.REDUCE_MAX, [p, axis], [conf],
-                   _S.BuiltinOptions.ReducerOptions, reducer)
-        compare = _OPS.GREATER_EQUAL
-    else:
-        shape = [int(s) for s in graph.tensors[p].shape]
-        classes = shape[-1]
-        tiny = builder.constant(graph, np.asarray([_TINY], np.float32), _T.FLOAT32,
-                                f"exit_{j}_tiny")
-        floor = builder.tensor(graph, shape, _T.FLOAT32, f"exit_{j}_p_floor")
-        builder.op(graph, _OPS.MAXIMUM, [p, tiny], [floor])
-        logs = builder.tensor(graph, shape, _T.FLOAT32, f"exit_{j}_log_p")
-        builder.op(graph, _OPS.LOG, [floor], [logs])
-        terms = builder.tensor(graph, shape, _T.FLOAT32, f"exit_{j}_p_log_p")
-        mul = _S.MulOptionsT()
-        builder.op(graph, _OPS.MUL, [p, logs], [terms], _S.BuiltinOptions.MulOptions, mul)
-        total = builder.tensor(graph, [1], _T.FLOAT32, f"exit_{j}_sum_p_log_p")
-        builder.op(graph, _OPS.SUM, [terms, axis], [total],
-                   _S.BuiltinOptions.ReducerOptions, reducer)
-        scale = builder.constant(graph, np.asarray([-1.0 / np.log(classes)], np.float32),
-                                 _T.FLOAT32, f"exit_{j}_entropy_scale")
-        builder.op(graph, _OPS.MUL, [total, scale], [conf], _S.BuiltinOptions.MulOptions,
-                   _S.MulOptionsT())
-        compare = _OPS.LESS_EQUAL
-    if threshold_tensor is None:
-        limit = builder.constant(graph, np.asarray([threshold], np.float32), _T.FLOAT32,
-                                 f"exit_{j}_threshold")
-    else:
-        limit = builder.tensor(graph, [1], _T.FLOAT32, f"exit_{j}_threshold")
-        # threshold[0, j:j+1]: shape (1,) once axis 0 is shrunk.
-        begin = builder.constant(graph, np.asarray([0, j], np.int32), _T.INT32,
-                                 f"exit_{j}_begin")
-        end = builder.constant(graph, np.asarray([1, j + 1], np.int32), _T.INT32,
-                               f"exit_{j}_end")
-        stride = builder.constant(graph, np.asarray([1, 1], np.int32), _T.INT32,
-                                  f"exit_{j}_stride")
-        options = _S.StridedSliceOptionsT()
-        options.shrinkAxisMask = 1
-        builder.op(graph, _OPS.STRIDED_SLICE, [threshold_tensor, begin, end, stride],
-                   [limit], _S.BuiltinOptions.StridedSliceOptions, options)
-    cond = builder.tensor(graph, [1], _T.BOOL, f"exit_{j}_confident")
-    builder.op(graph, compare, [conf, limit], [cond])
-    return cond
-
-
 def _add_main_outputs(builder, stage, threshold_input):
     """Main's outputs: probabilities, exit, prediction; and its signature."""
     graph = stage.copy
@@ -429,8 +359,6 @@ def _add_main_outputs(builder, stage, threshold_input):
     options.outputType = _T.INT32
     builder.op(graph, _OPS.ARG_MAX, [p, axis], [prediction],
                _S.BuiltinOptions.ArgMaxOptions, options)
-    # Main takes only the model input (and threshold), not an exit's
-    # probabilities: stage 0 has no previous exit.
     graph.outputs = np.asarray([p, exit_index, prediction], dtype=np.int32)
     inputs = [int(i) for i in graph.inputs]
 

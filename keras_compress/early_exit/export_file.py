@@ -1,7 +1,6 @@
 """`export_early_exit_file`: an early-exit model as one TFLite file."""
 
 import numbers
-import warnings
 
 import numpy as np
 
@@ -172,7 +171,3 @@ def _check_samples(model, x):
     if not len(x):
         raise ValueError("Expected at least one sample to verify on. Received: 0")
     return x
-
-
-def _warn(message):
-    warnings.warn(message, stacklevel=3)
