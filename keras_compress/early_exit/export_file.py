@@ -151,9 +151,10 @@ def _check_thresholds(threshold, num_early, criterion):
     for v in values:
         if isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v) == 0.0:
             raise ValueError(
-                "Expected `threshold` in (0, 1]: a threshold of 0 makes the "
-                "file never (max_prob) or always (entropy) run the later "
-                f"stages, which it cannot express usefully. Received: "
+                "Expected `threshold` in (0, 1]: with a threshold of 0, "
+                "every sample leaves at the first exit (max_prob) or "
+                "almost none leaves early (entropy), so the file's later "
+                f"stages or its exits would be dead weight. Received: "
                 f"threshold={threshold!r}"
             )
     return _exit_rule.check_thresholds(threshold, num_early, criterion)
