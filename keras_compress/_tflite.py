@@ -12,6 +12,8 @@ import os
 
 from ai_edge_litert import schema_py_generated as schema
 
+from keras_compress import _tflite_checks
+
 _IDENTIFIER = b"TFL3"
 
 
@@ -65,6 +67,7 @@ def parse(data, arg_name="model"):
     try:
         model = schema.ModelT.InitFromPackedBuf(data, 0)
         _check_indices(model, len(data))
+        _tflite_checks.check_model(model, builtin_op_name)
     except ValueError as e:
         raise ValueError(
             f"`{arg_name}` is not a valid TFLite model: {e}. Received: "

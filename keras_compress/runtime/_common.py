@@ -5,6 +5,14 @@ import dataclasses
 import numpy as np
 
 
+class ModelLoadError(ValueError, RuntimeError):
+    """An interpreter refused to load a model that passed the file checks.
+
+    A `ValueError` (the file is bad input for that runtime) and, for code
+    written before it existed, a `RuntimeError`.
+    """
+
+
 @dataclasses.dataclass(frozen=True)
 class TensorInfo:
     """An input or output of an exported model.

@@ -34,6 +34,11 @@ class LiteRTModel:
         preserve_all_tensors: Keep every intermediate tensor after a run,
             so `tensors()` can read them, default False (LiteRT reuses
             their memory).
+        isolate: For an untrusted file: first load it and run it once on
+            zero inputs in a child process, and raise `ValueError` if that
+            process crashes or hangs, default False. The file checks catch
+            what is known to crash the interpreter; this catches the rest
+            (for about a second per model).
 
     Example:
 
@@ -44,10 +49,16 @@ class LiteRTModel:
     """
 
     def __init__(self, model, num_threads=None, kernels="xnnpack",
-                 preserve_all_tensors=False):
+                 preserve_all_tensors=False, isolate=False):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         self._data, self._flatbuffer = _tflite.load_model_bytes(model, "model")
+        if not isinstance(isolate, bool):
+            raise TypeError(f"Expected `isolate` to be a bool. Received: isolate={isolate!r}")
+        if isolate:
+            from keras_compress.runtime import _isolate
+
+            _isolate.probe(self._data, "litert")
         num_threads = check_optional_int("num_threads", num_threads)
         resolvers = {
             "xnnpack": OpResolverType.AUTO,
@@ -78,7 +89,8 @@ class LiteRTModel:
             if kernels == "xnnpack" and "XNNPack" in str(e):
                 hint = (" (XNNPACK refused an op; kernels='builtin' runs "
                         "every op with LiteRT's own kernels)")
-            raise RuntimeError(f"LiteRT could not load the model: {e}{hint}") from e
+            raise _common.ModelLoadError(
+                f"LiteRT could not load the model: {e}{hint}") from e
         self._in, self._out = _details_in_order(self._interpreter)
         self.inputs = [_info(d, f"input_{i}") for i, d in enumerate(self._in)]
         self.outputs = [_info(d, f"output_{i}") for i, d in enumerate(self._out)]

@@ -36,6 +36,9 @@ class MicroModel:
             (`to_micro(..., compression="lut")`) decodes each weight into
             the arena before the operator that reads it; with this memory
             the decoded weights go there instead, and `arena_bytes` shrinks.
+        isolate: For an untrusted file: first load it and run it once in a
+            child process, and raise `ValueError` if that process crashes or
+            hangs, default False (see `LiteRTModel`).
 
     Example:
 
@@ -46,9 +49,16 @@ class MicroModel:
     0.96
     """
 
-    def __init__(self, model, arena_size=None, alt_decompression_memory_size=0):
+    def __init__(self, model, arena_size=None, alt_decompression_memory_size=0,
+                 isolate=False):
         self._data, flatbuffer = _tflite.load_model_bytes(model, "model")
         arena_size = check_optional_int("arena_size", arena_size)
+        if not isinstance(isolate, bool):
+            raise TypeError(f"Expected `isolate` to be a bool. Received: isolate={isolate!r}")
+        if isolate:
+            from keras_compress.runtime import _isolate
+
+            _isolate.probe(self._data, "micro", arena_size)
         alt = check_int("alt_decompression_memory_size",
                         alt_decompression_memory_size, 0)
         self.alt_decompression_memory_size = alt
@@ -237,7 +247,7 @@ def _make(data, size, raw=False, alt_size=0, custom_ops=False):
         if raw:
             raise
         log = _allocation_log(data, size, alt_size, custom_ops)
-        raise RuntimeError(
+        raise _common.ModelLoadError(
             f"TensorFlow Lite Micro could not load the model with an arena of "
             f"{size} bytes: {log.strip()[-800:]}"
         ) from None
