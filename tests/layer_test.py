@@ -3,11 +3,16 @@
 `run_layer_test` builds the layer, calls it, round-trips its config, saves
 and loads a model holding it as `.keras` with `safe_mode=True` (identical
 outputs), takes one training step, and, where the layer is exportable,
-checks that the float TFLite export run in LiteRT matches Keras.
+checks that the float TFLite export run in LiteRT matches Keras. A
+`.keras` file whose config was tampered with (an unknown class, a lambda,
+a path to an arbitrary callable) must be refused under `safe_mode=True`
+with a message, running nothing.
 """
 
+import json
 import os
 import tempfile
+import zipfile
 
 import keras
 import numpy as np
@@ -72,6 +77,7 @@ def run_layer_test(
         path = os.path.join(folder, "model.keras")
         model.save(path)
         loaded = keras.saving.load_model(path, safe_mode=True)
+        check_tampered_configs_are_refused(path, layer_cls.__name__)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), before)
 
     # One training step changes the trainable weights and stays finite.
@@ -93,3 +99,79 @@ def run_layer_test(
             runner.predict(x), model.predict(x, verbose=0), rtol=0, atol=tflite_atol
         )
     return model
+
+
+def _rewrite(path, target, change):
+    """Copies the `.keras` at `path` to `target` with `change(config)`."""
+    with zipfile.ZipFile(path) as z:
+        files = {name: z.read(name) for name in z.namelist()}
+    config = json.loads(files["config.json"])
+    change(config)
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(target, "w") as z:
+        for name, content in files.items():
+            z.writestr(name, content)
+
+
+def _layer_configs(config, class_name):
+    """Every serialized object dict of class `class_name` in a config."""
+    found = []
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("class_name") == class_name and "config" in item:
+                found.append(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def check_tampered_configs_are_refused(path, class_name):
+    """Three tamperings of the layer's entry in a saved model, each refused
+    by `load_model(safe_mode=True)` with a message; none runs code."""
+    folder = os.path.dirname(path)
+    sentinel = os.path.join(folder, "ran")
+
+    def unknown(config):
+        for entry in _layer_configs(config, class_name):
+            entry["class_name"] = "NoSuchLayer"
+            entry["registered_name"] = "keras_compress>NoSuchLayer"
+            entry["module"] = "keras_compress.no_such_module"
+
+    def arbitrary_callable(config):
+        for entry in _layer_configs(config, class_name):
+            entry.update({"module": "os", "class_name": "system",
+                          "registered_name": None, "config": f"touch {sentinel}"})
+
+    def nested_lambda(config):
+        # A lambda where the layer's config holds a serialized object (an
+        # initializer, a quantizer, ...), or as the layer itself.
+        lam = {"module": "builtins", "class_name": "__lambda__", "registered_name": None,
+               "config": {"code": "lambda x: __import__('os').system('touch " + sentinel
+                          + "')", "defaults": None, "closure": None}}
+        for entry in _layer_configs(config, class_name):
+            # (Not the dtype policy: Keras's base Layer reads it before any
+            # check and fails with an AttributeError on anything else.)
+            nested = [k for k, v in entry["config"].items()
+                      if isinstance(v, dict) and "class_name" in v and k != "dtype"]
+            if nested:
+                entry["config"][nested[0]] = lam
+            else:
+                entry.clear()
+                entry.update(lam)
+
+    for name, change in (("unknown class", unknown),
+                         ("arbitrary callable", arbitrary_callable),
+                         ("lambda", nested_lambda)):
+        tampered = os.path.join(folder, "tampered.keras")
+        _rewrite(path, tampered, change)
+        try:
+            keras.saving.load_model(tampered, safe_mode=True)
+        except (TypeError, ValueError) as e:
+            assert str(e).strip(), f"{class_name}, {name}: refused without a message"
+        else:
+            raise AssertionError(f"{class_name}: a .keras with a tampered config "
+                                 f"({name}) loaded under safe_mode=True")
+        assert not os.path.exists(sentinel), f"{class_name}, {name}: code ran"
