@@ -3,6 +3,8 @@
 import contextlib
 import json
 import os
+import shutil
+import sys
 import tempfile
 
 
@@ -108,6 +110,54 @@ def json_text(data, path=None):
     if path is not None:
         write_atomic(check_output_path(path), text)
     return text
+
+
+def replace_dir(temp, out_dir):
+    """Moves the complete folder `temp` to `out_dir`, replacing what is there.
+
+    Where the system can swap two folders in one step (Linux's
+    `renameat2(RENAME_EXCHANGE)`), `out_dir` always holds either the old or
+    the new complete folder, even if the process is killed in between; the
+    old content is then deleted from `temp`'s place. Elsewhere the old
+    folder is renamed aside first, and a kill between the two renames
+    leaves it there (a hidden `.old-` folder beside `out_dir`).
+    """
+    if not os.path.exists(out_dir):
+        os.rename(temp, out_dir)
+        return
+    if not os.listdir(out_dir):
+        os.rmdir(out_dir)
+        os.rename(temp, out_dir)
+        return
+    if _exchange(temp, out_dir):
+        shutil.rmtree(temp, ignore_errors=True)  # now the old content
+        return
+    backup = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(out_dir)), prefix=".old-")
+    os.rmdir(backup)
+    os.rename(out_dir, backup)
+    try:
+        os.rename(temp, out_dir)
+    except BaseException:
+        os.rename(backup, out_dir)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def _exchange(a, b):
+    """Swaps two paths atomically (Linux renameat2 RENAME_EXCHANGE); False
+    where the system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b),
+                     rename_exchange) == 0
 
 
 def _umask():

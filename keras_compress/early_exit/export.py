@@ -41,8 +41,10 @@ def export_early_exit(
     the thresholds and the MACs of every stage. `EarlyExitRunner` runs it.
 
     Everything is written into a temporary folder next to `out_dir` and
-    renamed into place at the end: a failed export leaves no partial folder
-    (and an existing `out_dir` untouched).
+    moved into place at the end: a failed export leaves no partial folder
+    (and an existing `out_dir` untouched), and on Linux the old and the new
+    folder are swapped in one step, so even a killed process leaves one
+    complete chain (`keras_compress._io.replace_dir`).
 
     Args:
         model: A multi-exit model (see `add_early_exits`).
@@ -132,7 +134,7 @@ def export_early_exit(
         }
         _io.write_atomic(os.path.join(temp, CHAIN_FILE), json.dumps(chain, indent=2) + "\n")
         os.chmod(temp, 0o777 & ~_umask())
-        _move_into_place(temp, out_dir)
+        _io.replace_dir(temp, out_dir)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
@@ -210,25 +212,6 @@ def _describe_stage(j, stage, data, file, is_probability, costs, quantize, sampl
             "shape": list(info[order[1]].shape),
         }
     return entry
-
-
-def _move_into_place(temp, out_dir):
-    if not os.path.exists(out_dir):
-        os.rename(temp, out_dir)
-        return
-    if not os.listdir(out_dir):
-        os.rmdir(out_dir)
-        os.rename(temp, out_dir)
-        return
-    backup = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(out_dir)), prefix=".old-")
-    os.rmdir(backup)
-    os.rename(out_dir, backup)
-    try:
-        os.rename(temp, out_dir)
-    except BaseException:
-        os.rename(backup, out_dir)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
 
 
 def _umask():
