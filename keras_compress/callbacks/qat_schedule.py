@@ -103,17 +103,35 @@ class QATSchedule(keras.callbacks.Callback):
                 "built from Quant*/Binary*/Quantize layers."
             )
         start = self._steps(self.quantize_start)
+        # A fit resumed by keras.callbacks.BackupAndRestore (which restored
+        # the counters and set the model's initial epoch) continues the run
+        # that began `skipped` steps ago: the switches stay where that run
+        # put them.
+        skipped = self._resumed_steps()
         for _, quantizer in found:
-            now = int(keras.ops.convert_to_numpy(quantizer.steps))
+            now = int(keras.ops.convert_to_numpy(quantizer.steps)) - skipped
             quantizer.start_step.assign(now + start)
             if self.freeze_ranges is not None:
                 quantizer.freeze_step.assign(now + self._steps(self.freeze_ranges))
         if self.freeze_batchnorm is not None:
             for layer in fused:
-                now = int(keras.ops.convert_to_numpy(layer.batch_norm_steps))
+                now = int(keras.ops.convert_to_numpy(layer.batch_norm_steps)) - skipped
                 layer.batch_norm_freeze_step.assign(
                     now + self._steps(self.freeze_batchnorm)
                 )
+
+    def _resumed_steps(self):
+        """Steps of the epochs a restored fit skips (0 for a fresh fit)."""
+        epochs = int(getattr(self.model, "_initial_epoch", None) or 0)
+        if not epochs:
+            return 0
+        per_epoch = (self.params or {}).get("steps")
+        if not per_epoch:
+            raise ValueError(
+                "QATSchedule cannot place its switches in a fit resumed at "
+                f"epoch {epochs} without the number of steps per epoch. "
+                "Expected fit(..., steps_per_epoch=N).")
+        return epochs * int(per_epoch)
 
     def get_config(self):
         return {

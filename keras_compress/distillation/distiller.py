@@ -155,6 +155,12 @@ class Distiller(keras.Model):
         self.hint_loss_tracker = (
             keras.metrics.Mean(name="hint_loss") if hints else None
         )
+        # Built models (and built adapters) hold every weight already: the
+        # Distiller is built too, which callbacks that save state before the
+        # first step (keras.callbacks.BackupAndRestore) require.
+        models = [student, *teachers, *self.adapters]
+        if all(getattr(m, "built", False) for m in models):
+            self.built = True
 
     def _build_hints(self, plan):
         student = self.student
