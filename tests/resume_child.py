@@ -2,9 +2,16 @@
 (tests/test_kill_resume.py kills it mid-epoch and starts it again).
 
 Run as `python resume_child.py KIND BACKUP_DIR OUT.npz`: KIND is `qat`
-(quantize_model + QATSchedule with range and batch-norm switches) or
-`distiller` (a Distiller of a student from a teacher). At the end, every
-variable of the trained model goes to OUT.npz.
+(quantize_model + QATSchedule with range and batch-norm switches),
+`distiller` (a Distiller of a student from a teacher), `pruning`
+(MagnitudePruning), `lottery` (LotteryTicket, a round ending mid-run),
+`slimming` (NetworkSlimming, proximal) or `clustering`
+(WeightClustering). At the end, every
+variable of the trained model goes to OUT.npz. BackupAndRestore comes
+after the compression callbacks, as `LotteryTicket` asks: it must save the
+weights of a round after its pruning and rewinding. `qat_backup_first`
+lists BackupAndRestore first (QATSchedule must then not move its switches
+by the restored steps).
 """
 
 import os
@@ -42,6 +49,20 @@ def build(kind):
         # Switches flip inside the run: batch norm frozen from epoch 2,
         # ranges from epoch 3.
         return model, [QATSchedule(quantize_start=0, freeze_batchnorm=2, freeze_ranges=3)]
+    if kind in ("pruning", "lottery", "slimming", "clustering"):
+        from keras_compress import callbacks as kc
+
+        model = _cnn(0)
+        model.compile(keras.optimizers.Adam(1e-3), loss)
+        if kind == "pruning":
+            from keras_compress.pruning import PolynomialDecay
+
+            return model, [kc.MagnitudePruning(PolynomialDecay(0.0, 0.8, 0, 80, frequency=5))]
+        if kind == "lottery":  # a round ends at epoch 2: pruning and rewinding
+            return model, [kc.LotteryTicket(epochs_per_round=2, rounds=1, rate=0.5)]
+        if kind == "slimming":
+            return model, [kc.NetworkSlimming(penalty=1e-3, proximal=True)]
+        return model, [kc.WeightClustering(clusters=8)]
     from keras_compress.distillation import Distiller
 
     teacher = _cnn(1, width=16)
@@ -62,10 +83,13 @@ def main():
     kind, backup, out = sys.argv[1:4]
     (x, y), _ = load_digits()
     x, y = x[:640], y[:640]
-    model, callbacks = build(kind)
+    backup_first = kind.endswith("_backup_first")
+    model, callbacks = build(kind.replace("_backup_first", ""))
+    restore = [keras.callbacks.BackupAndRestore(backup)]
+    order = restore + callbacks if backup_first else callbacks + restore
     keras.utils.set_random_seed(3)
     model.fit(x, y, epochs=EPOCHS, batch_size=BATCH, shuffle=False, verbose=0,
-              callbacks=[keras.callbacks.BackupAndRestore(backup)] + callbacks + [Announce()])
+              callbacks=order + [Announce()])
     np.savez(out, **{f"{k}_{v.path}": np.asarray(v) for k, v in enumerate(model.variables)})
     print("finished", flush=True)
 
