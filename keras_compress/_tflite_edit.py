@@ -1,4 +1,5 @@
-"""Adding operator codes, buffers and constant tensors to a `schema.ModelT`."""
+"""Adding operator codes, buffers, constant tensors and the signature def
+to a `schema.ModelT`."""
 
 import numpy as np
 
@@ -43,3 +44,25 @@ def add_constant(model, graph, values, tensor_type, name=None):
     graph.tensors = list(graph.tensors or [])
     graph.tensors.append(tensor)
     return len(graph.tensors) - 1
+
+
+def set_signature(model, input_names, output_names, key="serving_default"):
+    """Gives `model` one signature def naming subgraph 0's inputs and
+    outputs, in their order, `input_names` and `output_names`."""
+
+    def tensor_maps(names, ids):
+        maps = []
+        for name, index in zip(names, ids):
+            m = _S.TensorMapT()
+            m.name = name
+            m.tensorIndex = int(index)
+            maps.append(m)
+        return maps
+
+    graph = model.subgraphs[0]
+    signature = _S.SignatureDefT()
+    signature.signatureKey = key
+    signature.subgraphIndex = 0
+    signature.inputs = tensor_maps(input_names, graph.inputs)
+    signature.outputs = tensor_maps(output_names, graph.outputs)
+    model.signatureDefs = [signature]

@@ -360,23 +360,8 @@ def _add_main_outputs(builder, stage, threshold_input):
     builder.op(graph, _OPS.ARG_MAX, [p, axis], [prediction],
                _S.BuiltinOptions.ArgMaxOptions, options)
     graph.outputs = np.asarray([p, exit_index, prediction], dtype=np.int32)
-    inputs = [int(i) for i in graph.inputs]
-
-    def maps(names, ids):
-        out = []
-        for name, index in zip(names, ids):
-            m = _S.TensorMapT()
-            m.name = name
-            m.tensorIndex = index
-            out.append(m)
-        return out
-
-    signature = _S.SignatureDefT()
-    signature.signatureKey = "serving_default"
-    signature.subgraphIndex = 0
-    signature.inputs = maps(INPUT_NAMES[: 2 if threshold_input else 1], inputs)
-    signature.outputs = maps(OUTPUT_NAMES, [p, exit_index, prediction])
-    builder.model.signatureDefs = [signature]
+    _tflite_edit.set_signature(builder.model,
+                               INPUT_NAMES[: 2 if threshold_input else 1], OUTPUT_NAMES)
 
 
 def _add_metadata(builder, info):

@@ -8,6 +8,7 @@ the input/output order of `LiteRTModel` are those of the archive path.
 """
 
 from keras_compress import _tflite
+from keras_compress import _tflite_edit
 
 SIGNATURE_KEY = "serving_default"
 
@@ -27,31 +28,14 @@ def output_names(structured_outputs):
 def add_signature(data, input_names, output_names):
     """Returns `data` with one signature def naming subgraph 0's inputs and
     outputs (in their order) `input_names` and `output_names`."""
-    schema = _tflite.schema
     model = _tflite.parse(data)
     graph = model.subgraphs[0]
-    inputs = [int(i) for i in graph.inputs]
-    outputs = [int(i) for i in graph.outputs]
+    inputs, outputs = list(graph.inputs), list(graph.outputs)
     if len(inputs) != len(input_names) or len(outputs) != len(output_names):
         raise RuntimeError(
             f"The converter wrote {len(inputs)} input(s) and {len(outputs)} "
             f"output(s); the model has {len(input_names)} and "
             f"{len(output_names)}."
         )
-
-    def tensor_maps(names, ids):
-        maps = []
-        for name, index in zip(names, ids):
-            m = schema.TensorMapT()
-            m.name = name
-            m.tensorIndex = index
-            maps.append(m)
-        return maps
-
-    signature = schema.SignatureDefT()
-    signature.signatureKey = SIGNATURE_KEY
-    signature.subgraphIndex = 0
-    signature.inputs = tensor_maps(input_names, inputs)
-    signature.outputs = tensor_maps(output_names, outputs)
-    model.signatureDefs = [signature]
+    _tflite_edit.set_signature(model, input_names, output_names, SIGNATURE_KEY)
     return _tflite.serialize(model)
