@@ -90,12 +90,8 @@ def staged_files(paths):
 
 def write_atomic(path, data):
     """Writes `data` (bytes or str) to `path` through a temp file + rename."""
-    mode = "wb" if isinstance(data, (bytes, bytearray, memoryview)) else "w"
     with staged_files([path]) as temps:
-        with open(temps[path], mode) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        _write(temps[path], data)
 
 
 def json_text(data, path=None):
@@ -141,6 +137,67 @@ def replace_dir(temp, out_dir):
         os.rename(backup, out_dir)
         raise
     shutil.rmtree(backup, ignore_errors=True)
+
+
+def write_bundle(out_dir, contents):
+    """Writes the files `contents` ({file name: bytes or str}) into `out_dir`.
+
+    When `out_dir` is missing or holds only plain files, the bundle is built
+    in a temporary sibling folder, together with hard links to (or copies
+    of) the other files already there, and that folder replaces `out_dir`
+    whole (`replace_dir`): a kill leaves the old or the new complete
+    bundle, never a mix. A folder with subfolders keeps its inode and gets
+    the files renamed in one by one (`staged_files`): each file is complete,
+    but a kill between two renames can mix two bundles.
+
+    Returns:
+        `True` if the folder was swapped whole, `False` if the files were
+        renamed one by one.
+    """
+    existing = os.listdir(out_dir) if os.path.isdir(out_dir) else []
+    if any(not os.path.isfile(os.path.join(out_dir, n)) or os.path.islink(
+            os.path.join(out_dir, n)) for n in existing):
+        created = not os.path.isdir(out_dir)
+        if created:
+            os.mkdir(out_dir)
+        paths = {os.path.join(out_dir, f): content for f, content in contents.items()}
+        try:
+            with staged_files(list(paths)) as temps:
+                for path, content in paths.items():
+                    _write(temps[path], content)
+        except BaseException:
+            if created and not os.listdir(out_dir):
+                os.rmdir(out_dir)
+            raise
+        return False
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    temp = tempfile.mkdtemp(dir=parent, prefix=".tmp-" + os.path.basename(out_dir) + "-")
+    try:
+        os.chmod(temp, os.stat(out_dir).st_mode & 0o7777 if os.path.isdir(out_dir)
+                 else 0o777 & ~_umask())
+        for name in existing:
+            if name not in contents:
+                try:
+                    os.link(os.path.join(out_dir, name), os.path.join(temp, name))
+                except OSError:
+                    shutil.copy2(os.path.join(out_dir, name), os.path.join(temp, name))
+        for name, content in contents.items():
+            path = os.path.join(temp, name)
+            _write(path, content)
+            os.chmod(path, 0o666 & ~_umask())
+        replace_dir(temp, out_dir)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return True
+
+
+def _write(path, content):
+    mode = "wb" if isinstance(content, (bytes, bytearray, memoryview)) else "w"
+    with open(path, mode) as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _exchange(a, b):

@@ -106,7 +106,11 @@ def to_micro(model_or_tflite, out_dir, name, representative_data=None,
     Args:
         model_or_tflite: A built `keras.Model`, or `.tflite` bytes or path.
         out_dir: Folder for the bundle; created if missing (its parent must
-            exist).
+            exist). If it holds only files (no subfolders), the bundle is
+            swapped in with the folder in one step (on Linux): a kill
+            leaves the previous or the new complete bundle, and the other
+            files stay. In a folder with subfolders the files are renamed in
+            one by one, so a kill between two renames can mix two bundles.
         name: A C identifier, used for file and variable names.
         representative_data: Calibration inputs, needed for a Keras model
             (see `to_tflite`).
@@ -268,20 +272,7 @@ def to_micro(model_or_tflite, out_dir, name, representative_data=None,
         f"{name}_report.json": json.dumps(report, indent=2) + "\n",
         **sources,
     }
-    created = not os.path.isdir(out_dir)
-    if created:
-        os.mkdir(out_dir)
-    paths = {os.path.join(out_dir, f): content for f, content in contents.items()}
-    try:
-        with _io.staged_files(list(paths)) as temps:
-            for path, content in paths.items():
-                mode = "wb" if isinstance(content, bytes) else "w"
-                with open(temps[path], mode) as f:
-                    f.write(content)
-    except BaseException:
-        if created and not os.listdir(out_dir):
-            os.rmdir(out_dir)
-        raise
+    _io.write_bundle(out_dir, contents)
     return report
 
 
