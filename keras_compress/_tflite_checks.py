@@ -6,7 +6,8 @@ only in some builds): each builtin operator's input and output counts,
 that every tensor an operator reads exists when it runs, that constant
 tensors hold exactly the bytes their shape and type need, quantization
 parameters against the quantized dimension, sparsity metadata against the
-dense shape, and the subgraph indices of control flow. Each failure is a
+dense shape, the rank of convolution and fully-connected weights, and the
+subgraph indices of control flow. Each failure is a
 `ValueError` message naming the subgraph, operator and tensor.
 """
 
@@ -67,6 +68,21 @@ _ARITY = {
     "IF": (1, None, 0, None), "WHILE": (0, None, 0, None),
 }
 
+# Rank of the weights (input 1) of operators whose kernels index them by
+# that layout without looking.
+_WEIGHT_RANK = {"CONV_2D": 4, "DEPTHWISE_CONV_2D": 4, "TRANSPOSE_CONV": 4,
+                "FULLY_CONNECTED": 2, "CONV_3D": 5, "CONV_3D_TRANSPOSE": 5}
+
+# Operators whose first n inputs (None: all) have the type of their output
+# in every kernel; TFLite Micro aborts the process on a mismatch.
+_SAME_TYPE = {
+    "ADD": 2, "SUB": 2, "MUL": 2, "DIV": 2, "MAXIMUM": 2, "MINIMUM": 2,
+    "SQUARED_DIFFERENCE": 2, "CONCATENATION": None, "PACK": None,
+    "RELU": 1, "RELU6": 1, "MAX_POOL_2D": 1, "AVERAGE_POOL_2D": 1, "RESHAPE": 1,
+    "SQUEEZE": 1, "EXPAND_DIMS": 1, "TRANSPOSE": 1, "PAD": 1, "STRIDED_SLICE": 1,
+    "MEAN": 1, "TANH": 1, "LOGISTIC": 1,
+}
+
 
 def check_model(model, op_name):
     """Raises `ValueError` for what an interpreter would trust and crash on.
@@ -81,14 +97,19 @@ def check_model(model, op_name):
         tensors = graph.tensors or []
         constant = [_has_data(buffers, t) for t in tensors]
         empty = [_empty(t) for t in tensors]  # nothing to read
-        for i, tensor in enumerate(tensors):
-            _check_tensor(g, i, tensor, buffers)
         written = {int(i) for i in _ids(graph.inputs)}
         for k, op in enumerate(graph.operators or []):
             name = names[op.opcodeIndex]
             inputs, outputs = _ids(op.inputs), _ids(op.outputs)
             where = f"operator {k} ({name}) of subgraph {g}"
             _check_arity(where, name, inputs, outputs)
+            _check_types(where, name, tensors, inputs, outputs)
+            rank = _WEIGHT_RANK.get(name)
+            if rank is not None and len(inputs) > 1 and inputs[1] >= 0 and \
+                    len(_ids(tensors[inputs[1]].shape)) != rank:
+                raise ValueError(
+                    f"{where} has weights (tensor {inputs[1]}) of shape "
+                    f"{_ids(tensors[inputs[1]].shape)}; {name} takes rank {rank}")
             for i in inputs:
                 if i >= 0 and not (constant[i] or empty[i] or i in written
                                    or tensors[i].isVariable):
@@ -102,6 +123,8 @@ def check_model(model, op_name):
                     raise ValueError(f"{where} writes into constant tensor {i}")
                 written.add(i)
             _check_subgraph_indices(where, op, len(subgraphs))
+        for i, tensor in enumerate(tensors):
+            _check_tensor(g, i, tensor, buffers)
         for i in _ids(graph.outputs):
             if not (constant[i] or empty[i] or i in written):
                 raise ValueError(
@@ -138,6 +161,25 @@ def _check_arity(where, name, inputs, outputs):
     required = inputs[:low_in]
     if any(i < 0 for i in required):
         raise ValueError(f"{where} lacks a required input (index -1)")
+
+
+def _check_types(where, name, tensors, inputs, outputs):
+    if name not in _SAME_TYPE or not outputs:
+        return
+    count = _SAME_TYPE[name]
+    want = tensors[outputs[0]].type
+    for i in inputs if count is None else inputs[:count]:
+        if i >= 0 and tensors[i].type != want:
+            raise ValueError(
+                f"{where} reads tensor {i} of type {_type_name(tensors[i].type)} "
+                f"into an output of type {_type_name(want)}; {name} takes one type")
+
+
+def _type_name(code):
+    for key, value in vars(_T).items():
+        if value == code and not key.startswith("_"):
+            return key
+    return str(code)
 
 
 def _check_subgraph_indices(where, op, count):

@@ -12,7 +12,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-CALLS = ("summarize", "litert", "micro", "early_exit", "cli_report", "cli_bench")
+CALLS = ("summarize", "litert", "litert_builtin", "micro", "early_exit", "cli_report",
+         "cli_bench")
 
 
 def _zeros(model):
@@ -24,10 +25,11 @@ def run(call, path):
         from keras_compress.analysis import summarize
 
         summarize(path)
-    elif call == "litert":
+    elif call in ("litert", "litert_builtin"):
         from keras_compress.runtime import LiteRTModel
 
-        model = LiteRTModel(path)
+        kernels = "builtin" if call == "litert_builtin" else "xnnpack"
+        model = LiteRTModel(path, kernels=kernels)
         model.predict(_zeros(model))
     elif call == "micro":
         from keras_compress.runtime import MicroModel

@@ -8,10 +8,10 @@ Run as `python resume_child.py KIND BACKUP_DIR OUT.npz`: KIND is `qat`
 `slimming` (NetworkSlimming, proximal) or `clustering`
 (WeightClustering). At the end, every
 variable of the trained model goes to OUT.npz. BackupAndRestore comes
-after the compression callbacks, as `LotteryTicket` asks: it must save the
-weights of a round after its pruning and rewinding. `qat_backup_first`
-lists BackupAndRestore first (QATSchedule must then not move its switches
-by the restored steps).
+after the compression callbacks. `qat_backup_first` lists it first
+(QATSchedule must then not move its switches by the restored steps), and
+so does `lottery_backup_first` (its backup holds a round's weights before
+the pruning, which must then happen when the run resumes).
 """
 
 import os

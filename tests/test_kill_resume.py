@@ -37,8 +37,8 @@ def _run(kind, backup, out, kill_after_epoch=None):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "kind", ["qat", "qat_backup_first", "distiller", "pruning", "lottery", "slimming",
-             "clustering"])
+    "kind", ["qat", "qat_backup_first", "distiller", "pruning", "lottery",
+             "lottery_backup_first", "slimming", "clustering"])
 def test_killed_training_resumes_exactly(tmp_path, kind):
     reference = str(tmp_path / "reference.npz")
     code, _ = _run(kind, str(tmp_path / "backup_ref"), reference)

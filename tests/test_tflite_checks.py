@@ -5,6 +5,9 @@ through the flatbuffer's object API, and expects a `ValueError` naming it
 from `_tflite.parse` and from the runtimes, never a crash.
 """
 
+import json
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -96,7 +99,43 @@ def test_quantization_parameters(cnn_int8):
 
     _refused(_edit(cnn_int8, extra_zero_points), "scales and .* zero points")
 
-def test_control_flow_subgraph_index(digits):
+def test_operand_types(cnn_int8):
+    """A fuzz mutant turned a RESHAPE (int8 data, int32 shape) into an ADD:
+    TFLite Micro aborted the process."""
+    def mixed_add(model):
+        graph, _, op = _op(model, "ADD")
+        bias = _op(model, "CONV_2D")[2].inputs[2]  # an int32 constant
+        op.inputs = np.asarray([op.inputs[0], bias], np.int32)
+
+    _refused(_edit(cnn_int8, mixed_add), r"ADD\) of subgraph 0 reads tensor \d+ of type "
+                                         r"INT32 into an output of type INT8; ADD takes one type")
+
+def test_outputs_without_a_batch_dimension(cnn_int8):
+    """A fuzz mutant gave the output shape []: an IndexError when joining
+    the batches of a prediction."""
+    def scalar_output(model):
+        graph = model.subgraphs[0]
+        graph.tensors[graph.outputs[0]].shape = np.asarray([], np.int32)
+
+    data = _edit(cnn_int8, scalar_output)
+    with pytest.raises(ValueError, match=r"output 0 .* has shape \(\)\. Expected every "
+                                         r"input and output to have a batch dimension"):
+        MicroModel(data)
+    # LiteRT gives the output its shape again when it prepares the model.
+    assert LiteRTModel(data).predict(np.zeros((1, 8, 8, 1), np.int8)).shape == (1, 10)
+
+def test_weight_rank(cnn_int8):
+    """A fuzz mutant gave FULLY_CONNECTED weights of shape []."""
+    for name, rank in (("FULLY_CONNECTED", 2), ("CONV_2D", 4)):
+        def scalar_weights(model):
+            graph, _, op = _op(model, name)
+            graph.tensors[op.inputs[1]].shape = np.asarray([], np.int32)
+
+        _refused(_edit(cnn_int8, scalar_weights),
+                 rf"{name}\) of subgraph 0 has weights \(tensor \d+\) of shape \[\]; "
+                 rf"{name} takes rank {rank}")
+
+def test_control_flow_subgraph_index(digits, tmp_path):
     from keras_compress.early_exit import add_early_exits, export_early_exit_file
 
     keras.utils.set_random_seed(0)
@@ -110,6 +149,32 @@ def test_control_flow_subgraph_index(digits):
         op.builtinOptions.elseSubgraphIndex = 7
 
     _refused(_edit(data, far), r"names subgraph 7 of 3")
+
+    # The early-exit description in the metadata is checked before use
+    # (a fuzz mutant dropped its criterion: a KeyError then).
+    from keras_compress import _exit_file
+    from keras_compress.runtime import EarlyExitRunner
+
+    def metadata(change):
+        def edit(model):
+            for entry in model.metadata:
+                if entry.name.decode() == _exit_file.METADATA_NAME:
+                    buffer = model.buffers[entry.buffer]
+                    info = json.loads(bytes(bytearray(buffer.data)).decode())
+                    change(info)
+                    buffer.data = np.frombuffer(json.dumps(info).encode(), np.uint8)
+        return _edit(data, edit)
+
+    for change, match in (
+            (lambda info: info.pop("criterion"), r"criterion=None, expected one of"),
+            (lambda info: info.update(num_exits="2"), r"num_exits='2', expected an integer"),
+            (lambda info: info.update(threshold=[0.5, 0.5]), r"threshold=\[0.5, 0.5\], "
+                                                              r"expected 1 numbers")):
+        path = os.path.join(tmp_path, "exits.tflite")
+        with open(path, "wb") as f:
+            f.write(metadata(change))
+        with pytest.raises(ValueError, match=r"early-exit metadata .* malformed: " + match):
+            EarlyExitRunner(path)
 
 @pytest.fixture(scope="module")
 def sparse_int8(digits):
@@ -156,6 +221,31 @@ def test_sparsity_metadata(sparse_int8):
                 return
 
     _refused(_edit(sparse_int8, segments), "bad segments of sparse dimension")
+
+def test_xnnpack_refusal_at_first_invoke_is_a_clear_error(sparse_int8, digits):
+    """XNNPACK cannot prepare a sparse int8 FULLY_CONNECTED, at loading or
+    (as the fuzz found, a bare RuntimeError then) at the first invoke: a
+    `ValueError` naming the alternative, and the alternative runs."""
+    (x_train, _), _ = digits
+    x = x_train[:2].reshape(-1, 64)
+    with pytest.raises(ValueError, match=r"LiteRT could not load the model: .*"
+                                         r"XNNPACK refused an op; kernels='builtin'"):
+        LiteRTModel(sparse_int8)
+    assert LiteRTModel(sparse_int8, kernels="builtin").predict(x).shape == (2, 10)
+    # With a dynamic batch (Flatten), XNNPACK prepares at the first invoke.
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(32), keras.layers.Dense(10)])
+    kernel = model.layers[1].kernel.numpy()
+    kernel[np.abs(kernel) < np.quantile(np.abs(kernel), 0.8)] = 0
+    model.layers[1].kernel.assign(kernel)
+    data = export.to_tflite(model, quantize="int8", sparse=True, verify=False,
+                            representative_data=x_train[:64])
+    runner = LiteRTModel(data)
+    for call in (lambda: runner.predict(x_train[:2]), lambda: runner.benchmark(num_runs=2)):
+        with pytest.raises(ValueError, match=r"LiteRT could not run the model: .*"
+                                             r"XNNPACK refused an op; kernels='builtin'"):
+            call()
 
 def test_isolate_turns_a_crash_into_an_error(digits):
     """TFLM's Python interpreter crashes (SIGSEGV) on an arena too small for

@@ -23,9 +23,13 @@ class LotteryTicket(PruningCallback):
     Only the pruned weights (kernels) are rewound; biases and normalization
     parameters keep training. Pruning and rewinding happen in this
     callback's `on_epoch_end`: callbacks listed before it see the trained
-    weights of a round, callbacks after it the rewound ones. Masks, the rewind snapshot and the round
-    (derived from the epoch) are saved with the model, so the search resumes
-    under `keras.callbacks.BackupAndRestore`.
+    weights of a round, callbacks after it the rewound ones. Masks, the
+    rewind snapshot and the round (derived from the epoch) are saved with
+    the model, so the search resumes under
+    `keras.callbacks.BackupAndRestore`, listed before or after this
+    callback: if the restored masks are not yet at the sparsity of the
+    round that ended (the backup was taken before the pruning), the pruning
+    and rewinding happen at the start of the next epoch instead.
 
     Args:
         epochs_per_round: epochs trained between two prunings.
@@ -99,6 +103,17 @@ class LotteryTicket(PruningCallback):
         # constraint only records the weights at `rewind_step`.
         self._capture_snapshot(pm, w, self._step())
         return w, pm.mask
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # A run resumed from a backup taken between the end of a round and
+        # its pruning: prune now, as the uninterrupted run did.
+        round_index = epoch // self.epochs_per_round
+        if epoch % self.epochs_per_round or not 0 < round_index <= self.rounds:
+            return
+        halfway = (self.round_sparsity(round_index - 1)
+                   + self.round_sparsity(round_index)) / 2
+        if self.sparsity_logs()["sparsity"] < halfway:
+            self._prune_and_rewind(self.round_sparsity(round_index))
 
     def on_epoch_end(self, epoch, logs=None):
         finished = epoch + 1

@@ -36,6 +36,18 @@ class TensorInfo:
         return self.scale != 0.0 and np.issubdtype(self.dtype, np.integer)
 
 
+def check_batched(inputs, outputs, runtime):
+    """Raises `ModelLoadError` when an input or output has no batch
+    dimension (a scalar): predictions are split and joined along it."""
+    for kind, infos in (("input", inputs), ("output", outputs)):
+        for k, info in enumerate(infos):
+            if not info.shape:
+                raise ModelLoadError(
+                    f"{runtime} loaded the model, but its {kind} {k} ({info.name!r}) "
+                    "has shape (). Expected every input and output to have a "
+                    "batch dimension, as those of Keras models do")
+
+
 def as_input_list(x, infos, arg_name="x"):
     """Checks `x` against the model inputs; returns a list of arrays."""
     arrays = list(x) if isinstance(x, (list, tuple)) else [x]

@@ -201,7 +201,7 @@ class EarlyExitRunner:
             interpreter = stage._interpreter
             interpreter.set_tensor(stage._in[0]["index"],
                                    _common.to_stored(x, stage.inputs[0]))
-            interpreter.invoke()
+            stage._invoke()
             scores = _common.from_stored(
                 interpreter.get_tensor(stage._out[exit_k]["index"]),
                 stage.outputs[exit_k], False)

@@ -85,16 +85,27 @@ class LiteRTModel:
             )
             self._interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as e:
-            hint = ""
-            if kernels == "xnnpack" and "XNNPack" in str(e):
-                hint = (" (XNNPACK refused an op; kernels='builtin' runs "
-                        "every op with LiteRT's own kernels)")
-            raise _common.ModelLoadError(
-                f"LiteRT could not load the model: {e}{hint}") from e
+            raise self._refused("load", e) from e
         self._in, self._out = _details_in_order(self._interpreter)
         self.inputs = [_info(d, f"input_{i}") for i, d in enumerate(self._in)]
         self.outputs = [_info(d, f"output_{i}") for i, d in enumerate(self._out)]
+        _common.check_batched(self.inputs, self.outputs, "LiteRT")
         self._batch = int(self._in[0]["shape"][0]) if self._in[0]["shape"].size else 1
+
+    def _invoke(self):
+        """`invoke()`; a refusal (XNNPACK prepares its nodes at the first
+        invoke) is a `ModelLoadError`."""
+        try:
+            self._interpreter.invoke()
+        except RuntimeError as e:
+            raise self._refused("run", e) from e
+
+    def _refused(self, verb, error):
+        hint = ""
+        if self.kernels == "xnnpack" and "xnnpack" in str(error).lower():
+            hint = (" (XNNPACK refused an op; kernels='builtin' runs "
+                    "every op with LiteRT's own kernels)")
+        return _common.ModelLoadError(f"LiteRT could not {verb} the model: {error}{hint}")
 
     @property
     def size_bytes(self):
@@ -144,7 +155,7 @@ class LiteRTModel:
             chunk = _common.pad_to(chunk, self._batch)
         for detail, info, a in zip(self._in, self.inputs, chunk):
             interp.set_tensor(detail["index"], _common.to_stored(a, info))
-        interp.invoke()
+        self._invoke()
         return [
             _common.from_stored(interp.get_tensor(d["index"]), info, raw)
             for d, info in zip(self._out, self.outputs)
@@ -211,6 +222,7 @@ class LiteRTModel:
         for d, info in zip(self._in, self.inputs):
             shape = tuple(int(s) for s in d["shape"])
             self._interpreter.set_tensor(d["index"], _common.random_input(rng, shape, info))
+        self._invoke()  # refusals as errors, before the timing
         times = _common.time_invocations(self._interpreter.invoke, num_runs, warmup)
         stats = _common.latency_stats(times, int(self._in[0]["shape"][0]))
         stats["num_threads"] = self.num_threads

@@ -80,6 +80,7 @@ class MicroModel:
             _info(self._interpreter.get_output_details(i), graph, i, "out")
             for i in range(len(graph.outputs))
         ]
+        _common.check_batched(self.inputs, self.outputs, "TFLite Micro")
 
     @property
     def size_bytes(self):
