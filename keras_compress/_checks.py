@@ -68,3 +68,20 @@ def check_choice(name, value, choices):
             f"Received: {name}={value!r}"
         )
     return value
+
+
+def check_parent_default(layer, name, value, default, why):
+    """Refuses an argument of a Keras parent layer that `layer` does not
+    support, unless it has the parent's default.
+
+    Args:
+        layer: The class name, for the message.
+        name: The argument's name.
+        value: What the user gave.
+        default: The parent's default, the only value accepted.
+        why: Why, as the end of a sentence that starts with `layer`.
+    """
+    if value is not default and value != default:
+        raise ValueError(
+            f"{layer} {why}. Expected {name}={default!r}. Received: {name}={value!r}"
+        )

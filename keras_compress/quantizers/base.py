@@ -150,9 +150,12 @@ class Quantizer:
             return ops.convert_to_tensor(False)
         if not self.built:
             return ops.convert_to_tensor(True)
-        return ops.less(self.steps, self.freeze_step)
+        return ops.less(read(self.steps), read(self.freeze_step))
 
     def __call__(self, x, training=False):
+        # A variable (a kernel) is read first: some ops of the JAX backend
+        # (`where`) do not read variables they are given.
+        x = ops.convert_to_tensor(x)
         recorder = getattr(_state_flags, "recorder", None)
         if recorder is not None:
             recorder(self, x)
@@ -169,7 +172,7 @@ class Quantizer:
             return self.quantize(x, training=training)
         if exporting() and not training:
             return self.quantize(x, training=False)
-        active = ops.greater_equal(self.steps, self.start_step)
+        active = ops.greater_equal(read(self.steps), read(self.start_step))
         q = self.quantize(x, training=training)
         if training:
             self.steps.assign(self.steps + 1)
@@ -205,6 +208,11 @@ class Quantizer:
             f"{k}={v!r}" for k, v in self.get_config().items() if k != "name"
         )
         return f"{type(self).__name__}({args})"
+
+
+def read(variable):
+    """The value of `variable` as a tensor (what every backend's ops take)."""
+    return ops.convert_to_tensor(variable)
 
 
 def _state(layer, name, shape, initializer, dtype, trainable=False):

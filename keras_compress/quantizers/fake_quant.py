@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_compress._checks import check_int
 from keras_compress.quantizers.base import Quantizer
+from keras_compress.quantizers.base import read
 
 RANGE_MODES = ("ema", "minmax", "last", "learned")
 
@@ -179,25 +180,25 @@ class FakeQuant(Quantizer):
         """The range this call quantizes with (updating tracked ranges)."""
         if self.range_mode == "last":
             return self.batch_range(x)
-        if self.range_mode == "learned":
-            return self.min, self.max
-        if not training:
-            return self.min, self.max
+        old_lo, old_hi = read(self.min), read(self.max)
+        if self.range_mode == "learned" or not training:
+            return old_lo, old_hi
         lo, hi = self.batch_range(x)
-        seen = ops.greater(self.initialized, 0.0)
+        initialized = read(self.initialized)
+        seen = ops.greater(initialized, 0.0)
         if self.range_mode == "ema":
             d = self.ema_decay
-            new_lo = ops.where(seen, d * self.min + (1.0 - d) * lo, lo)
-            new_hi = ops.where(seen, d * self.max + (1.0 - d) * hi, hi)
+            new_lo = ops.where(seen, d * old_lo + (1.0 - d) * lo, lo)
+            new_hi = ops.where(seen, d * old_hi + (1.0 - d) * hi, hi)
         else:
-            new_lo = ops.where(seen, ops.minimum(self.min, lo), lo)
-            new_hi = ops.where(seen, ops.maximum(self.max, hi), hi)
+            new_lo = ops.where(seen, ops.minimum(old_lo, lo), lo)
+            new_hi = ops.where(seen, ops.maximum(old_hi, hi), hi)
         update = self.updating(training)
-        new_lo = ops.where(update, new_lo, self.min)
-        new_hi = ops.where(update, new_hi, self.max)
+        new_lo = ops.where(update, new_lo, old_lo)
+        new_hi = ops.where(update, new_hi, old_hi)
         self.min.assign(new_lo)
         self.max.assign(new_hi)
-        self.initialized.assign(ops.where(update, 1.0, self.initialized))
+        self.initialized.assign(ops.where(update, 1.0, initialized))
         return new_lo, new_hi
 
     def quantize(self, x, training=False):

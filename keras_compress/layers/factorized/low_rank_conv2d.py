@@ -3,6 +3,7 @@
 
 import keras
 
+from keras_compress._checks import check_parent_default
 from keras_compress.layers.factorized._rank import check_positive
 from keras_compress.layers.factorized._rank import check_rank_range
 
@@ -48,6 +49,7 @@ class LowRankConv2D(keras.layers.Layer):
         kernel_constraint: Constraint applied to each kernel. Defaults to
             None.
         bias_constraint: Constraint of the bias. Defaults to None.
+        groups: Keras's `Conv2D` argument, accepted for parity; must stay 1.
         **kwargs: Base layer arguments (`name`, `dtype`, `trainable`).
 
     Input shape:
@@ -84,6 +86,7 @@ class LowRankConv2D(keras.layers.Layer):
         padding="valid",
         data_format=None,
         dilation_rate=(1, 1),
+        groups=1,
         activation=None,
         use_bias=True,
         kernel_initializer="glorot_uniform",
@@ -95,6 +98,9 @@ class LowRankConv2D(keras.layers.Layer):
         bias_constraint=None,
         **kwargs,
     ):
+        check_parent_default(type(self).__name__, "groups", groups, 1,
+                             "factors a dense convolution; grouped convolutions "
+                             "are not factored")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         check_positive(self, "filters", filters)
         check_positive(self, "rank", rank)

@@ -3,6 +3,7 @@ matrices."""
 
 import keras
 
+from keras_compress._checks import check_parent_default
 from keras_compress.layers.factorized._rank import check_positive
 from keras_compress.layers.factorized._rank import check_rank_range
 
@@ -41,6 +42,8 @@ class LowRankDense(keras.layers.Layer):
         kernel_constraint: Constraint applied to each factor. Defaults to
             None.
         bias_constraint: Constraint of the bias. Defaults to None.
+        lora_rank, lora_alpha, quantization_config: Keras's `Dense`
+            arguments, accepted for parity; must stay None.
         **kwargs: Base layer arguments (`name`, `dtype`, `trainable`).
 
     Input shape:
@@ -78,8 +81,19 @@ class LowRankDense(keras.layers.Layer):
         activity_regularizer=None,
         kernel_constraint=None,
         bias_constraint=None,
+        lora_rank=None,
+        lora_alpha=None,
+        quantization_config=None,
         **kwargs,
     ):
+        name = type(self).__name__
+        check_parent_default(name, "lora_rank", lora_rank, None,
+                             "is a low-rank factorization already: train its factors")
+        check_parent_default(name, "lora_alpha", lora_alpha, None,
+                             "has no LoRA (see lora_rank)")
+        check_parent_default(name, "quantization_config", quantization_config, None,
+                             "quantizes through keras_compress.quantization "
+                             "(quantize_model) and the TFLite export")
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         check_positive(self, "units", units)
         check_positive(self, "rank", rank)

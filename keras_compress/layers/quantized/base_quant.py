@@ -96,8 +96,19 @@ class QuantLayer:
     # Build -----------------------------------------------------------------
 
     def build(self, input_shape):
-        super().build(input_shape)
+        # Keras's Dense enables LoRA at the end of its build and locks the
+        # layer's variables: the quantizers' state comes first.
+        lora_rank = getattr(self, "lora_rank", None)
+        if lora_rank:
+            self.lora_rank = None
+        try:
+            super().build(input_shape)
+        finally:
+            if lora_rank:
+                self.lora_rank = lora_rank
         self._build_quant(input_shape)
+        if lora_rank:
+            self.enable_lora(lora_rank, lora_alpha=self.lora_alpha)
 
     def call(self, inputs, training=None):
         return self._quant_call(inputs, training)
@@ -194,18 +205,20 @@ class QuantLayer:
         axes = tuple(range(len(raw.shape) - 1))
         mean, variance = ops.moments(raw, axes=axes)
         batch_std = ops.sqrt(variance + eps)
-        live = ops.less(self.batch_norm_steps, self.batch_norm_freeze_step)
+        read = ops.convert_to_tensor  # (JAX's `where` does not read variables)
+        live = ops.less(read(self.batch_norm_steps), read(self.batch_norm_freeze_step))
         m = self.batch_norm["momentum"]
-        new_mean = m * self.moving_mean + (1.0 - m) * (mean + bias)
-        new_var = m * self.moving_variance + (1.0 - m) * variance
-        self.moving_mean.assign(ops.where(live, new_mean, self.moving_mean))
-        self.moving_variance.assign(ops.where(live, new_var, self.moving_variance))
+        moving_mean, moving_variance = read(self.moving_mean), read(self.moving_variance)
+        new_mean = m * moving_mean + (1.0 - m) * (mean + bias)
+        new_var = m * moving_variance + (1.0 - m) * variance
+        self.moving_mean.assign(ops.where(live, new_mean, moving_mean))
+        self.moving_variance.assign(ops.where(live, new_var, moving_variance))
         self.batch_norm_steps.assign(self.batch_norm_steps + 1)
         # Before the freeze: rescale to batch statistics (the gradient sees
         # the BN's normalization); after it, the inference form.
         scale = ops.where(live, std / batch_std, ops.ones_like(std))
         shift = ops.where(
-            live, self.beta - self.gamma * mean / batch_std, frozen_bias
+            live, read(self.beta) - read(self.gamma) * mean / batch_std, frozen_bias
         )
         return ops.add(ops.multiply(y, scale), shift)
 

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_compress._checks import check_parent_default
 from keras_compress.layers.quantized import _binary
 from keras_compress.layers.quantized.quant_dense import QuantDense
 
@@ -26,6 +27,9 @@ class BinaryDense(QuantDense):
         units, activation, use_bias, kernel_initializer, bias_initializer,
         kernel_regularizer, bias_regularizer, activity_regularizer,
         kernel_constraint, bias_constraint: as in `keras.layers.Dense`.
+        lora_rank, lora_alpha, quantization_config: Keras's `Dense`
+            arguments; must stay None (the latent kernel is clipped by a
+            constraint, which LoRA refuses, and the layer quantizes itself).
         scale: `"channel"` (default: alpha per output channel), `"tensor"`
             (one alpha) or None (+-1).
         binarize_inputs: Also binarize the inputs to +-1, default False.
@@ -65,6 +69,9 @@ class BinaryDense(QuantDense):
         activity_regularizer=None,
         kernel_constraint=None,
         bias_constraint=None,
+        lora_rank=None,
+        lora_alpha=None,
+        quantization_config=None,
         scale="channel",
         binarize_inputs=False,
         latent_clip=1.0,
@@ -72,6 +79,12 @@ class BinaryDense(QuantDense):
         batch_norm=None,
         **kwargs,
     ):
+        check_parent_default(
+            type(self).__name__, "lora_rank", lora_rank, None,
+            "clips its latent kernel with a constraint, and Keras's LoRA "
+            "refuses kernel constraints")
+        check_parent_default(type(self).__name__, "lora_alpha", lora_alpha, None,
+                             "has no LoRA (see lora_rank)")
         kernel_quantizer, input_quantizer, kernel_constraint = (
             _binary.binary_arguments(
                 type(self).__name__, scale, binarize_inputs, latent_clip,
@@ -93,6 +106,7 @@ class BinaryDense(QuantDense):
             input_quantizer=input_quantizer,
             output_quantizer=output_quantizer,
             batch_norm=batch_norm,
+            quantization_config=quantization_config,
             **kwargs,
         )
         self.scale = scale

@@ -198,12 +198,14 @@ class SwitchableBatchNormalization(SlimmableLayer, keras.layers.Layer):
                 -1,
             )
             m = self.momentum
+            # Read first: JAX's `where` does not read variables.
+            moving_mean = ops.convert_to_tensor(self.moving_mean)
+            moving_variance = ops.convert_to_tensor(self.moving_variance)
             self.moving_mean.assign(ops.where(
-                row, self.moving_mean * m + mean * (1.0 - m), self.moving_mean
+                row, moving_mean * m + mean * (1.0 - m), moving_mean
             ))
             self.moving_variance.assign(ops.where(
-                row, self.moving_variance * m + variance * (1.0 - m),
-                self.moving_variance,
+                row, moving_variance * m + variance * (1.0 - m), moving_variance,
             ))
         else:
             mean = ops.take(self.moving_mean, index, axis=0)
