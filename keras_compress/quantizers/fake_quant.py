@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_compress._checks import check_int
+from keras_compress.quantizers import _fake_quant_op
 from keras_compress.quantizers.base import Quantizer
 from keras_compress.quantizers.base import read
 
@@ -211,10 +212,14 @@ class FakeQuant(Quantizer):
             m = ops.maximum(-lo, hi)
             lo, hi = -m, m
         hi = ops.maximum(hi, lo + 1e-8)
-        return keras.quantizers.fake_quant_with_min_max_vars(
-            x, lo, hi, num_bits=self.bits, narrow_range=self.narrow_range,
-            axis=self.axis,
-        )
+        if keras.backend.backend() == "tensorflow":
+            # TensorFlow's op: the TFLite converter reads it in QAT exports.
+            return keras.quantizers.fake_quant_with_min_max_vars(
+                x, lo, hi, num_bits=self.bits, narrow_range=self.narrow_range,
+                axis=self.axis,
+            )
+        axis = None if self.axis is None else self.axis % len(x.shape)
+        return _fake_quant_op.fake_quant(x, lo, hi, self.bits, self.narrow_range, axis)
 
     def get_config(self):
         return {

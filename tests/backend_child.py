@@ -1,0 +1,83 @@
+"""Trains one compression tool for 2 epochs on the backend of this process.
+
+Run as `KERAS_BACKEND=... python backend_child.py KIND OUT.npz [SAMPLES
+[SAVE.keras]]`.
+KIND is `pruning`, `lottery`, `slimming`, `clustering`, `qat` or
+`distiller`. The model starts from weights drawn with NumPy (the same on
+every backend), trains on the first SAMPLES digits (default 256, batches
+of 32) without shuffling, and its state (masks,
+clusters, quantizer ranges, weights) goes to OUT.npz, with `error` set
+when the backend refused the tool. With SAVE.keras, the trained model is
+saved there too, and its predictions on 16 digits go to OUT.npz
+(`predictions`).
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_compress.datasets import load_digits  # noqa: E402
+
+
+def _cnn():
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3, name="conv"),
+        keras.layers.BatchNormalization(name="bn"), keras.layers.ReLU(),
+        keras.layers.Flatten(), keras.layers.Dense(10, name="dense")])
+    rng = np.random.default_rng(0)
+    for v in model.weights:
+        if v.trainable:
+            v.assign(rng.normal(scale=0.3, size=v.shape).astype("float32"))
+    return model
+
+
+def _tool(kind, model):
+    from keras_compress import callbacks as kc
+
+    if kind == "pruning":
+        from keras_compress.pruning import PolynomialDecay
+
+        return model, [kc.MagnitudePruning(PolynomialDecay(0.0, 0.75, 0, 8, frequency=2))]
+    if kind == "lottery":
+        return model, [kc.LotteryTicket(epochs_per_round=1, rounds=1, rate=0.5)]
+    if kind == "slimming":
+        return model, [kc.NetworkSlimming(penalty=1e-2, proximal=True)]
+    if kind == "clustering":
+        return model, [kc.WeightClustering(clusters=8, seed=0)]
+    if kind == "qat":
+        from keras_compress.quantization import quantize_model
+
+        return quantize_model(model), [kc.QATSchedule(quantize_start=0, freeze_ranges=1)]
+    from keras_compress.distillation import Distiller
+
+    return Distiller(model, _cnn(), temperature=2.0, alpha=0.5), []
+
+
+def main():
+    kind, out = sys.argv[1], sys.argv[2]
+    samples = int(sys.argv[3]) if len(sys.argv) > 3 else 256
+    (x, y), _ = load_digits()
+    x, y = x[:samples], y[:samples]
+    model, callbacks = _tool(kind, _cnn())
+    model.compile(keras.optimizers.SGD(0.05),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    try:
+        model.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0,
+                  callbacks=callbacks)
+    except ValueError as e:
+        np.savez(out, error=np.array(str(e)))
+        return
+    state = {v.path: np.asarray(keras.ops.convert_to_numpy(v)) for v in model.variables
+             if "optimizer" not in v.path}
+    if len(sys.argv) > 4:
+        model.save(sys.argv[4])
+        state["predictions"] = keras.ops.convert_to_numpy(model.predict(x[:16], verbose=0))
+    np.savez(out, **state)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""The same numbers on TensorFlow, JAX and PyTorch.
+
+Each tool trains the same model (weights drawn with NumPy) on the same
+data, without shuffling, in a process per backend (`backend_child.py`);
+every variable must match TensorFlow's. QAT is compared after two steps:
+fake quantization amplifies float differences between backends (a value
+that lands on a rounding tie in one and not the other moves one step), so
+longer runs drift by 1e-3 to 1e-2 while keeping the same int8 grid.
+MagnitudePruning, LotteryTicket and WeightClustering update their state
+inside the train step through variable constraints, which JAX runs
+statelessly: there they refuse with an error naming the backend.
+
+Export stays on TensorFlow: a model trained on JAX or PyTorch is saved as
+`.keras` and exported from a TensorFlow process (tested with a QAT model,
+int8 in LiteRT). The backend-independent test files also run whole on JAX
+and PyTorch.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(__file__)
+CHILD = os.path.join(HERE, "backend_child.py")
+BACKENDS = ("jax", "torch")
+# Backend-independent test files (no TFLite export), run on every backend.
+PORTABLE_TESTS = ("test_keras_contract.py", "test_safe_mode.py")
+REFUSED_ON_JAX = ("pruning", "lottery", "clustering")
+
+
+def _train(backend, kind, out, samples, save=None):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    done = subprocess.run([sys.executable, CHILD, kind, out, str(samples)]
+                          + ([save] if save else []),
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return np.load(out)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tensorflow")
+    return lambda kind, samples: _train(
+        "tensorflow", kind, str(folder / f"{kind}_{samples}.npz"), samples)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", ["pruning", "lottery", "slimming", "clustering", "qat",
+                                  "distiller"])
+def test_same_state_as_tensorflow(backend, kind, reference, tmp_path):
+    samples = 32 if kind == "qat" else 256
+    got = _train(backend, kind, str(tmp_path / "state.npz"), samples)
+    if backend == "jax" and kind in REFUSED_ON_JAX:
+        message = str(got["error"])
+        assert "JAX backend" in message and "Expected the tensorflow or torch" in message
+        return
+    assert "error" not in got.files, str(got["error"]) if "error" in got.files else ""
+    want = reference(kind, samples)
+    assert sorted(got.files) == sorted(want.files)
+    for name in want.files:
+        np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-4, err_msg=name)
+        if name.endswith("kernel"):  # exact sparsity and clusters
+            assert np.count_nonzero(got[name]) == np.count_nonzero(want[name]), name
+    if kind == "clustering":
+        assert len(np.unique(got["sequential/dense/kernel"])) <= 8
+    if kind == "pruning":
+        zeros = sum(int(np.sum(got[n] == 0)) for n in got.files if n.endswith("kernel"))
+        assert zeros > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_trained_elsewhere_exported_from_tensorflow(backend, tmp_path, digits):
+    """QAT on JAX or PyTorch, `.keras`, then int8 TFLite from TensorFlow."""
+    import keras
+
+    import keras_compress.layers  # noqa: F401 - registers the layers for loading
+    from keras_compress import export
+    from keras_compress.runtime import LiteRTModel
+
+    path = str(tmp_path / "qat.keras")
+    trained = _train(backend, "qat", str(tmp_path / "state.npz"), 256, save=path)
+    model = keras.saving.load_model(path, safe_mode=True)
+    (x_train, _), _ = digits
+    np.testing.assert_allclose(model.predict(x_train[:16], verbose=0),
+                               trained["predictions"], atol=1e-4)
+    data = export.to_tflite(model, quantize="int8", representative_data=x_train[:64])
+    litert = LiteRTModel(data).predict(x_train[:256])
+    keras_out = model.predict(x_train[:256], verbose=0)
+    assert np.mean(litert.argmax(-1) == keras_out.argmax(-1)) >= 0.97
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_portable_tests_pass_on(backend):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    files = [os.path.join(HERE, name) for name in PORTABLE_TESTS]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+         *files], capture_output=True, text=True, env=env, timeout=1200, cwd=HERE)
+    assert done.returncode == 0, done.stdout[-3000:]
