@@ -2,7 +2,7 @@
 
 Run as `KERAS_BACKEND=... python backend_child.py KIND OUT.npz [SAMPLES
 [SAVE.keras]]`.
-KIND is `pruning`, `lottery`, `slimming`, `clustering`, `qat` or
+KIND is `pruning`, `pruning_global`, `lottery`, `slimming`, `clustering`, `qat` or
 `distiller`. The model starts from weights drawn with NumPy (the same on
 every backend), trains on the first SAMPLES digits (default 256, batches
 of 32) without shuffling, and its state (masks,
@@ -38,10 +38,13 @@ def _cnn():
 def _tool(kind, model):
     from keras_compress import callbacks as kc
 
-    if kind == "pruning":
+    if kind in ("pruning", "pruning_global"):
         from keras_compress.pruning import PolynomialDecay
 
-        return model, [kc.MagnitudePruning(PolynomialDecay(0.0, 0.75, 0, 8, frequency=2))]
+        scope = "global" if kind == "pruning_global" else "layer"
+        # Late rewinding too: weights return to step 3 at the schedule's end.
+        return model, [kc.MagnitudePruning(PolynomialDecay(0.0, 0.75, 0, 8, frequency=2),
+                                           scope=scope, rewind_step=3)]
     if kind == "lottery":
         return model, [kc.LotteryTicket(epochs_per_round=1, rounds=1, rate=0.5)]
     if kind == "slimming":

@@ -4,7 +4,6 @@ import keras
 from keras import ops
 
 from keras_compress._checks import check_choice
-from keras_compress._constraints import check_backend
 from keras_compress._constraints import check_fit_model
 from keras_compress.pruning import granularity as granularity_lib
 from keras_compress.pruning import masking
@@ -30,6 +29,11 @@ def check_rewind_step(rewind_step):
     return rewind_step
 
 
+def _unchanged(pm, w):
+    # JAX: masks are applied after each step, outside the compiled step.
+    return w, ops.ones((), w.dtype)
+
+
 def log_name(item, items):
     """`sparsity/<layer>` or, for layers with several weights, `/<weight>`."""
     shared = sum(other.layer is item.layer for other in items) > 1
@@ -42,7 +46,14 @@ class PruningCallback(keras.callbacks.Callback):
 
     On `set_model` (before the train step is traced) it selects the weights,
     attaches masks and installs `_hook` on each; on `on_train_end` it
-    removes the hooks, so later training keeps the masks fixed. Sparsity
+    removes the hooks, so later training keeps the masks fixed.
+
+    JAX runs constraints statelessly inside its compiled train step, so
+    there the masks cannot change in the step. On JAX the constraint
+    leaves the weights alone during `fit`, and after every step (in
+    `on_train_batch_end`, with the model's state synced back from the
+    compiled loop) `_after_step` updates the masks in Python and masks the
+    weights: the same arithmetic, at the same step, as the constraint's. Sparsity
     per layer and in total goes into the epoch logs (put this callback
     before `CSVLogger` or `TensorBoard` in the list so they see it).
     """
@@ -73,8 +84,14 @@ class PruningCallback(keras.callbacks.Callback):
         super().set_model(model)
         if self._attached_to is model:
             return
-        check_backend(type(self).__name__, "masks")
         check_fit_model(model, type(self).__name__, "attaches masks")
+        self._after_steps = keras.backend.backend() == "jax"
+        if self._after_steps and getattr(model, "steps_per_execution", 1) != 1:
+            raise ValueError(
+                f"{type(self).__name__} updates masks after every train step on "
+                "JAX, so each step must return to Python. Expected "
+                "steps_per_execution=1 in compile(). Received: "
+                f"steps_per_execution={model.steps_per_execution}")
         items = select_weights(
             model, self.layers, self.skip_first, self.skip_last
         )
@@ -103,7 +120,7 @@ class PruningCallback(keras.callbacks.Callback):
                     synchronization="on_read", aggregation="only_first_replica",
                 )
         for item, pm in zip(items, self.masks):
-            pm.hook = self._make_hook(item)
+            pm.hook = _unchanged if self._after_steps else self._make_hook(item)
         self._attached_to = model
 
     def _make_hook(self, item):
@@ -114,6 +131,25 @@ class PruningCallback(keras.callbacks.Callback):
 
     def _hook(self, item, pm, w):
         raise NotImplementedError
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._after_steps:
+            self.model.jax_state_sync()  # the compiled loop's state, to variables
+            step = int(ops.convert_to_numpy(self.model.optimizer.iterations))
+            self._after_step(step)
+
+    def _after_step(self, step):
+        """JAX: updates the masks after train step `step` and masks the weights."""
+        for item, pm in zip(self.items, self.masks):
+            w = ops.convert_to_tensor(item.variable)
+            if self.rewind_step and step == self.rewind_step:
+                pm.snapshot.assign(w)
+            w, mask = self._step_masks(item, pm, w, step)
+            item.variable.assign(w * ops.cast(mask, w.dtype))
+
+    def _step_masks(self, item, pm, w, step):
+        """JAX: `(weight, mask)` after step `step` (default: mask unchanged)."""
+        return w, pm.mask
 
     def _step(self):
         # Constraints run before the optimizer counts the update, so the
