@@ -149,4 +149,4 @@ class LotteryTicket(PruningCallback):
                     # snapshot is not taken again.
                     variable.assign(self.rewind_step)
                 elif "learning_rate" not in variable.name:
-                    variable.assign(ops.zeros_like(variable))
+                    variable.assign(ops.zeros(variable.shape, variable.dtype))
