@@ -2,6 +2,14 @@
 
 import keras
 
+from keras_compress import _flags
+
+
+def updates_after_steps():
+    """Lets `check_backend` pass on JAX: the caller (a callback) applies the
+    constraints itself after each train step."""
+    return _flags.switched_on("constraints_after_steps")
+
 
 def set_constraints(model, pairs):
     """Gives weights new constraints, where Keras applies and saves them.
@@ -29,11 +37,13 @@ def check_backend(caller, what):
             class name).
         what: What its constraints update (`"masks"`, `"centroids"`).
     """
-    if keras.backend.backend() == "jax":
+    if keras.backend.backend() == "jax" and not _flags.is_on("constraints_after_steps"):
         raise ValueError(
             f"{caller} updates {what} inside the train step through variable "
             "constraints, which the JAX backend runs statelessly. Expected "
-            "the tensorflow or torch backend. Received: backend='jax'"
+            "the tensorflow or torch backend, or on JAX the callback "
+            "(keras_compress.callbacks.WeightClustering, MagnitudePruning), "
+            "which updates them after each step. Received: backend='jax'"
         )
 
 

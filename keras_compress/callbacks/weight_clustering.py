@@ -2,14 +2,15 @@
 
 import keras
 
-from keras_compress._constraints import check_backend
 from keras_compress._constraints import check_fit_model
+from keras_compress._constraints import updates_after_steps
 from keras_compress.clustering.cluster import (
     check_arguments,
     check_not_pruning,
     cluster_weights,
     distinct_values,
 )
+from keras_compress.clustering.cluster_constraint import ClusterWeights
 from keras_compress.weights import select_weights
 
 
@@ -97,24 +98,51 @@ class WeightClustering(keras.callbacks.Callback):
         super().set_model(model)
         if self._attached_to is model:
             return
-        check_backend(type(self).__name__, "centroids")
         check_fit_model(model, type(self).__name__, "clusters weights")
-        cluster_weights(
-            model,
-            clusters=self.clusters,
-            per_channel=self.per_channel,
-            init=self.init,
-            layers=self.layers,
-            skip_first=self.skip_first,
-            skip_last=self.skip_last,
-            preserve_sparsity=self.preserve_sparsity,
-            centroid_update=self.centroid_update,
-            seed=self.seed,
-            verbose=self.verbose,
-        )
+        self._after_steps = keras.backend.backend() == "jax"
+        if self._after_steps and getattr(model, "steps_per_execution", 1) != 1:
+            raise ValueError(
+                "WeightClustering updates centroids after every train step on "
+                "JAX, so each step must return to Python. Expected "
+                "steps_per_execution=1 in compile(). Received: "
+                f"steps_per_execution={model.steps_per_execution}")
+        with updates_after_steps():  # (JAX: this callback applies them)
+            cluster_weights(
+                model,
+                clusters=self.clusters,
+                per_channel=self.per_channel,
+                init=self.init,
+                layers=self.layers,
+                skip_first=self.skip_first,
+                skip_last=self.skip_last,
+                preserve_sparsity=self.preserve_sparsity,
+                centroid_update=self.centroid_update,
+                seed=self.seed,
+                verbose=self.verbose,
+            )
         self.items = select_weights(model, self.layers, self.skip_first,
                                     self.skip_last)
+        self._set_deferred(self._after_steps)
         self._attached_to = model
+
+    def _constraints(self):
+        return [(item, item.variable.constraint) for item in self.items
+                if isinstance(item.variable.constraint, ClusterWeights)]
+
+    def _set_deferred(self, deferred):
+        for _, cw in self._constraints():
+            cw.deferred = deferred
+
+    def on_train_batch_end(self, batch, logs=None):
+        # JAX: the constraints' update, after the step, in Python.
+        if self._after_steps:
+            self.model.jax_state_sync()
+            for item, cw in self._constraints():
+                cw.deferred = False
+                try:
+                    item.variable.assign(cw(keras.ops.convert_to_tensor(item.variable)))
+                finally:
+                    cw.deferred = True
 
     def on_train_begin(self, logs=None):
         # A pruning callback listed after this one wraps the clusters.
@@ -140,4 +168,5 @@ class WeightClustering(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         # The constraints stay; a later fit with this callback checks again.
+        self._set_deferred(False)
         self._attached_to = None

@@ -99,6 +99,10 @@ class ClusterWeights(StatefulConstraint):
         )
         self.centroid_update = check_centroid_update(centroid_update)
         self.constraint = keras.constraints.get(constraint)
+        # Set by `WeightClustering` on JAX, whose compiled train step runs
+        # constraints statelessly: the callback applies this one after
+        # each step instead, and in the step it leaves the weight alone.
+        self.deferred = False
         self.centroids = None
         self.indices = None
         self.pinned = None
@@ -179,6 +183,8 @@ class ClusterWeights(StatefulConstraint):
         return ops.take(table, self._ids())
 
     def __call__(self, w):
+        if self.deferred:
+            return w
         if self.constraint is not None:
             w = self.constraint(w)
         if self.centroids is None:

@@ -6,13 +6,14 @@ import threading
 import keras
 from keras import ops
 
+from keras_compress import _flags
+
 # Largest int32: "never" for a step threshold.
 NEVER = 2**31 - 1
 
 _state_flags = threading.local()
 
 
-@contextlib.contextmanager
 def export_mode():
     """Traces quantizers as plain quantization ops, without their switches.
 
@@ -21,17 +22,12 @@ def export_mode():
     hide it. Exporters trace inside this context (after checking that
     quantization has started).
     """
-    previous = getattr(_state_flags, "exporting", False)
-    _state_flags.exporting = True
-    try:
-        yield
-    finally:
-        _state_flags.exporting = previous
+    return _flags.switched_on("quantizers_exporting")
 
 
 def exporting():
     """Whether quantizers are being traced for export."""
-    return getattr(_state_flags, "exporting", False)
+    return _flags.is_on("quantizers_exporting")
 
 
 @contextlib.contextmanager
