@@ -29,6 +29,27 @@ def set_constraints(model, pairs):
     model.train_function = None
 
 
+def updates_in_step(model, caller, what):
+    """Whether `caller`'s constraints can update `what` inside the train step.
+
+    False on JAX (its compiled step runs constraints statelessly): the
+    callback then applies them after each step, so each step must come
+    back to Python.
+
+    Raises:
+        ValueError: on JAX with `steps_per_execution` other than 1.
+    """
+    if keras.backend.backend() != "jax":
+        return True
+    steps = getattr(model, "steps_per_execution", 1)
+    if steps != 1:
+        raise ValueError(
+            f"{caller} updates {what} after every train step on JAX, so each "
+            "step must return to Python. Expected steps_per_execution=1 in "
+            f"compile(). Received: steps_per_execution={steps}")
+    return False
+
+
 def check_backend(caller, what):
     """Raises on JAX, whose train step runs variable constraints statelessly.
 

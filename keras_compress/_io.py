@@ -146,17 +146,19 @@ def write_bundle(out_dir, contents):
     in a temporary sibling folder, together with hard links to (or copies
     of) the other files already there, and that folder replaces `out_dir`
     whole (`replace_dir`): a kill leaves the old or the new complete
-    bundle, never a mix. A folder with subfolders keeps its inode and gets
-    the files renamed in one by one (`staged_files`): each file is complete,
-    but a kill between two renames can mix two bundles.
+    bundle, never a mix. A folder with subfolders or symbolic links (or
+    that is one) keeps its inode and gets the files renamed in one by one
+    (`staged_files`): each file is complete, but a kill between two renames
+    can mix two bundles.
 
     Returns:
         `True` if the folder was swapped whole, `False` if the files were
         renamed one by one.
     """
     existing = os.listdir(out_dir) if os.path.isdir(out_dir) else []
-    if any(not os.path.isfile(os.path.join(out_dir, n)) or os.path.islink(
-            os.path.join(out_dir, n)) for n in existing):
+    if os.path.islink(out_dir) or any(
+            not os.path.isfile(os.path.join(out_dir, n))
+            or os.path.islink(os.path.join(out_dir, n)) for n in existing):
         created = not os.path.isdir(out_dir)
         if created:
             os.mkdir(out_dir)

@@ -1,15 +1,16 @@
 """Trains one compression tool for 2 epochs on the backend of this process.
 
-Run as `KERAS_BACKEND=... python backend_child.py KIND OUT.npz [SAMPLES
-[SAVE.keras]]`.
-KIND is `pruning`, `pruning_global`, `lottery`, `slimming`, `clustering`, `qat` or
-`distiller`. The model starts from weights drawn with NumPy (the same on
-every backend), trains on the first SAMPLES digits (default 256, batches
-of 32) without shuffling, and its state (masks,
-clusters, quantizer ranges, weights) goes to OUT.npz, with `error` set
-when the backend refused the tool. With SAVE.keras, the trained model is
-saved there too, and its predictions on 16 digits go to OUT.npz
-(`predictions`).
+Run as `KERAS_BACKEND=... python backend_child.py KINDS FOLDER
+[SAVE.keras]`. KINDS is a comma-separated list of `pruning`,
+`pruning_global`, `lottery`, `slimming`, `clustering`, `qat` and
+`distiller` (one process for all: a process start costs more than a
+run). Each model starts from weights drawn with NumPy (the same on every
+backend) and trains for 2 epochs on the first 256 digits (32 for QAT), in
+batches of 32, without shuffling; its state (weights, masks, clusters,
+quantizer ranges) goes to FOLDER/KIND.npz, with `error` set when the
+backend refused the tool. With SAVE.keras, a QAT model trained on 256
+digits is saved there, and its state and predictions on 16 digits go to
+FOLDER/qat_saved.npz.
 """
 
 import os
@@ -60,9 +61,15 @@ def _tool(kind, model):
     return Distiller(model, _cnn(), temperature=2.0, alpha=0.5), []
 
 
-def main():
-    kind, out = sys.argv[1], sys.argv[2]
-    samples = int(sys.argv[3]) if len(sys.argv) > 3 else 256
+# QAT is compared after two steps (see test_backends.py).
+SAMPLES = {"qat": 32}
+
+
+def train(kind, out, save=None):
+    """Trains `kind` and writes its state (and, with `save`, the model and
+    its predictions) to `out`."""
+    keras.utils.clear_session()
+    samples = SAMPLES.get(kind, 256) if save is None else 256
     (x, y), _ = load_digits()
     x, y = x[:samples], y[:samples]
     model, callbacks = _tool(kind, _cnn())
@@ -76,10 +83,18 @@ def main():
         return
     state = {v.path: np.asarray(keras.ops.convert_to_numpy(v)) for v in model.variables
              if "optimizer" not in v.path}
-    if len(sys.argv) > 4:
-        model.save(sys.argv[4])
+    if save is not None:
+        model.save(save)
         state["predictions"] = keras.ops.convert_to_numpy(model.predict(x[:16], verbose=0))
     np.savez(out, **state)
+
+
+def main():
+    kinds, folder = sys.argv[1].split(","), sys.argv[2]
+    for kind in kinds:
+        train(kind, os.path.join(folder, f"{kind}.npz"))
+    if len(sys.argv) > 3:  # also a QAT model, saved
+        train("qat", os.path.join(folder, "qat_saved.npz"), save=sys.argv[3])
 
 
 if __name__ == "__main__":

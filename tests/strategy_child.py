@@ -1,7 +1,8 @@
 """Trains one compression tool under MirroredStrategy on two CPU replicas.
 
-Run as `python strategy_child.py KIND`, KIND as in `backend_child.py`. It
-prints `RESULT {json}`: for every variable, whether its replicas hold the
+Run as `python strategy_child.py KINDS`, a comma-separated list as in
+`backend_child.py`. For each kind it prints `RESULT {json}`: for every
+variable, whether its replicas hold the
 same values, and the tool's state as the first replica holds it (zeros in
 each kernel, distinct kernel values, quantizer ranges). Moving batch
 statistics are left out of the comparison: each replica keeps its own, in
@@ -36,16 +37,22 @@ def _replicas(variable):
 
 
 def main():
-    kind = sys.argv[1]
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    for kind in sys.argv[1].split(","):
+        keras.utils.clear_session()
+        run(kind, strategy)
+
+
+def run(kind, strategy):
     (x, y), _ = load_digits()
     x, y = x[:512], y[:512]
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
         model, callbacks = _tool(kind, _cnn())
         model.compile(keras.optimizers.SGD(0.05),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x, y, epochs=2, batch_size=64, shuffle=False, verbose=0, callbacks=callbacks)
-    result = {"replicas": strategy.num_replicas_in_sync, "differ": [], "state": {}}
+    result = {"kind": kind, "replicas": strategy.num_replicas_in_sync, "differ": [],
+              "state": {}}
     for v in model.variables:
         values = _replicas(v)
         if v.path.endswith(("moving_mean", "moving_variance")):

@@ -26,38 +26,39 @@ import pytest
 HERE = os.path.dirname(__file__)
 CHILD = os.path.join(HERE, "backend_child.py")
 BACKENDS = ("jax", "torch")
+KINDS = ("pruning", "pruning_global", "lottery", "slimming", "clustering", "qat",
+         "distiller")
 # Backend-independent test files (no TFLite export), run on every backend.
-PORTABLE_TESTS = ("test_keras_contract.py", "test_safe_mode.py")
-
-
-def _train(backend, kind, out, samples, save=None):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, CHILD, kind, out, str(samples)]
-                          + ([save] if save else []),
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return np.load(out)
+PORTABLE_TESTS = ("test_keras_contract.py", "test_safe_mode.py", "test_jax_callbacks.py")
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tensorflow")
-    return lambda kind, samples: _train(
-        "tensorflow", kind, str(folder / f"{kind}_{samples}.npz"), samples)
+def trained(tmp_path_factory):
+    """`trained(backend)`: the folder where every tool was trained on
+    `backend` (once per backend, in one process)."""
+    done = {}
+
+    def run(backend):
+        if backend not in done:
+            folder = tmp_path_factory.mktemp(backend)
+            env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+            extra = [] if backend == "tensorflow" else [str(folder / "qat.keras")]
+            run = subprocess.run([sys.executable, CHILD, ",".join(KINDS), str(folder)]
+                                 + extra, capture_output=True, text=True, env=env,
+                                 timeout=900)
+            assert run.returncode == 0, run.stderr[-3000:]
+            done[backend] = folder
+        return done[backend]
+
+    return run
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("kind", ["pruning", "pruning_global", "lottery", "slimming",
-                                  "clustering", "qat", "distiller"])
-def test_same_state_as_tensorflow(backend, kind, reference, tmp_path):
-    samples = 32 if kind == "qat" else 256
-    got = _train(backend, kind, str(tmp_path / "state.npz"), samples)
+def _check_same_state(kind, got, want):
     assert "error" not in got.files, str(got["error"]) if "error" in got.files else ""
-    want = reference(kind, samples)
     assert sorted(got.files) == sorted(want.files)
     for name in want.files:
-        np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-4,
+                                   err_msg=f"{kind}: {name}")
         if name.endswith("kernel"):  # exact sparsity and clusters
             assert np.count_nonzero(got[name]) == np.count_nonzero(want[name]), name
     if kind == "clustering":
@@ -67,26 +68,32 @@ def test_same_state_as_tensorflow(backend, kind, reference, tmp_path):
         assert zeros > 0
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_trained_elsewhere_exported_from_tensorflow(backend, tmp_path, digits):
-    """QAT on JAX or PyTorch, `.keras`, then int8 TFLite from TensorFlow."""
+def _check_export_from_tensorflow(folder, digits):
+    """QAT trained elsewhere, `.keras`, then int8 TFLite from TensorFlow."""
     import keras
 
     import keras_compress.layers  # noqa: F401 - registers the layers for loading
     from keras_compress import export
     from keras_compress.runtime import LiteRTModel
 
-    path = str(tmp_path / "qat.keras")
-    trained = _train(backend, "qat", str(tmp_path / "state.npz"), 256, save=path)
-    model = keras.saving.load_model(path, safe_mode=True)
+    model = keras.saving.load_model(str(folder / "qat.keras"), safe_mode=True)
     (x_train, _), _ = digits
     np.testing.assert_allclose(model.predict(x_train[:16], verbose=0),
-                               trained["predictions"], atol=1e-4)
+                               np.load(folder / "qat_saved.npz")["predictions"], atol=1e-4)
     data = export.to_tflite(model, quantize="int8", representative_data=x_train[:64])
     litert = LiteRTModel(data).predict(x_train[:256])
     keras_out = model.predict(x_train[:256], verbose=0)
     assert np.mean(litert.argmax(-1) == keras_out.argmax(-1)) >= 0.97
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_same_state_as_tensorflow_and_export(backend, trained, digits):
+    folder, reference = trained(backend), trained("tensorflow")
+    for kind in KINDS:
+        _check_same_state(kind, np.load(folder / f"{kind}.npz"),
+                          np.load(reference / f"{kind}.npz"))
+    _check_export_from_tensorflow(folder, digits)
 
 
 @pytest.mark.slow

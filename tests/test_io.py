@@ -42,6 +42,15 @@ def test_bundle_in_a_folder_with_subfolders_renames_file_by_file(tmp_path):
     assert sorted(os.listdir(out)) == ["a.h", "lib"]
 
 
+def test_bundle_through_a_symlinked_folder_keeps_the_link(tmp_path):
+    real = os.path.join(tmp_path, "real")
+    os.mkdir(real)
+    link = os.path.join(tmp_path, "link")
+    os.symlink(real, link)
+    assert _io.write_bundle(link, {"a.h": "new"}) is False
+    assert os.path.islink(link) and os.listdir(real) == ["a.h"]
+
+
 def test_failed_bundle_leaves_the_previous_one(tmp_path):
     out = os.path.join(tmp_path, "bundle")
     _io.write_bundle(out, {"a.h": "old"})

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_compress._checks import check_choice
 from keras_compress._constraints import check_fit_model
+from keras_compress._constraints import updates_in_step
 from keras_compress.pruning import granularity as granularity_lib
 from keras_compress.pruning import masking
 from keras_compress.weights import select_weights, strategy_scope
@@ -46,16 +47,16 @@ class PruningCallback(keras.callbacks.Callback):
 
     On `set_model` (before the train step is traced) it selects the weights,
     attaches masks and installs `_hook` on each; on `on_train_end` it
-    removes the hooks, so later training keeps the masks fixed.
+    removes the hooks, so later training keeps the masks fixed. Sparsity
+    per layer and in total goes into the epoch logs (put this callback
+    before `CSVLogger` or `TensorBoard` in the list so they see it).
 
     JAX runs constraints statelessly inside its compiled train step, so
     there the masks cannot change in the step. On JAX the constraint
     leaves the weights alone during `fit`, and after every step (in
     `on_train_batch_end`, with the model's state synced back from the
     compiled loop) `_after_step` updates the masks in Python and masks the
-    weights: the same arithmetic, at the same step, as the constraint's. Sparsity
-    per layer and in total goes into the epoch logs (put this callback
-    before `CSVLogger` or `TensorBoard` in the list so they see it).
+    weights: the same arithmetic, at the same step, as the constraint's.
     """
 
     def __init__(self, granularity, scope, layers, skip_first, skip_last,
@@ -79,19 +80,14 @@ class PruningCallback(keras.callbacks.Callback):
         self.items = []
         self.masks = []
         self._attached_to = None
+        self._after_steps = False
 
     def set_model(self, model):
         super().set_model(model)
         if self._attached_to is model:
             return
         check_fit_model(model, type(self).__name__, "attaches masks")
-        self._after_steps = keras.backend.backend() == "jax"
-        if self._after_steps and getattr(model, "steps_per_execution", 1) != 1:
-            raise ValueError(
-                f"{type(self).__name__} updates masks after every train step on "
-                "JAX, so each step must return to Python. Expected "
-                "steps_per_execution=1 in compile(). Received: "
-                f"steps_per_execution={model.steps_per_execution}")
+        self._after_steps = not updates_in_step(model, type(self).__name__, "masks")
         items = select_weights(
             model, self.layers, self.skip_first, self.skip_last
         )

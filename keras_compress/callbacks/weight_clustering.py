@@ -4,6 +4,7 @@ import keras
 
 from keras_compress._constraints import check_fit_model
 from keras_compress._constraints import updates_after_steps
+from keras_compress._constraints import updates_in_step
 from keras_compress.clustering.cluster import (
     check_arguments,
     check_not_pruning,
@@ -93,19 +94,14 @@ class WeightClustering(keras.callbacks.Callback):
         self.verbose = verbose
         self.items = []
         self._attached_to = None
+        self._after_steps = False
 
     def set_model(self, model):
         super().set_model(model)
         if self._attached_to is model:
             return
         check_fit_model(model, type(self).__name__, "clusters weights")
-        self._after_steps = keras.backend.backend() == "jax"
-        if self._after_steps and getattr(model, "steps_per_execution", 1) != 1:
-            raise ValueError(
-                "WeightClustering updates centroids after every train step on "
-                "JAX, so each step must return to Python. Expected "
-                "steps_per_execution=1 in compile(). Received: "
-                f"steps_per_execution={model.steps_per_execution}")
+        self._after_steps = not updates_in_step(model, type(self).__name__, "centroids")
         with updates_after_steps():  # (JAX: this callback applies them)
             cluster_weights(
                 model,
