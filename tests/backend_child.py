@@ -4,7 +4,9 @@ Run as `KERAS_BACKEND=... python backend_child.py KINDS FOLDER
 [SAVE.keras]`. KINDS is a comma-separated list of `pruning`,
 `pruning_global`, `lottery`, `slimming`, `clustering`, `qat` and
 `distiller` (one process for all: a process start costs more than a
-run). Each model starts from weights drawn with NumPy (the same on every
+run). With `--data-parallel` (JAX), training runs under
+`keras.distribution.DataParallel` on two CPU devices, and `copies_equal`
+says, per variable, that both devices hold it and their copies agree. Each model starts from weights drawn with NumPy (the same on every
 backend) and trains for 2 epochs on the first 256 digits (32 for QAT), in
 batches of 32, without shuffling; its state (weights, masks, clusters,
 quantizer ranges) goes to FOLDER/KIND.npz, with `error` set when the
@@ -17,6 +19,10 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+DATA_PARALLEL = "--data-parallel" in sys.argv
+if DATA_PARALLEL:  # JAX: two CPU devices, set before JAX starts
+    sys.argv.remove("--data-parallel")
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -68,7 +74,12 @@ SAMPLES = {"qat": 32}
 def train(kind, out, save=None):
     """Trains `kind` and writes its state (and, with `save`, the model and
     its predictions) to `out`."""
-    keras.utils.clear_session()
+    keras.utils.clear_session()  # (which also clears the distribution)
+    if DATA_PARALLEL:
+        import jax
+
+        keras.distribution.set_distribution(
+            keras.distribution.DataParallel(devices=jax.devices()))
     samples = SAMPLES.get(kind, 256) if save is None else 256
     (x, y), _ = load_digits()
     x, y = x[:samples], y[:samples]
@@ -83,6 +94,12 @@ def train(kind, out, save=None):
         return
     state = {v.path: np.asarray(keras.ops.convert_to_numpy(v)) for v in model.variables
              if "optimizer" not in v.path}
+    if DATA_PARALLEL:  # every variable on both devices, with equal copies
+        state["copies_equal"] = np.array([
+            len(v.value.sharding.device_set) == 2 and all(
+                np.array_equal(s.data, v.value.addressable_shards[0].data)
+                for s in v.value.addressable_shards)
+            for v in model.variables])
     if save is not None:
         model.save(save)
         state["predictions"] = keras.ops.convert_to_numpy(model.predict(x[:16], verbose=0))

@@ -97,6 +97,31 @@ def test_same_state_as_tensorflow_and_export(backend, trained, digits):
 
 
 @pytest.mark.slow
+def test_jax_data_parallel_matches_tensorflow(trained, tmp_path):
+    """Pruning and clustering under `keras.distribution.DataParallel` (two
+    CPU devices): every variable on both devices with equal copies, and
+    TensorFlow's numbers."""
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    kinds = ("pruning", "clustering")
+    run = subprocess.run([sys.executable, CHILD, ",".join(kinds), str(tmp_path),
+                          "--data-parallel"], capture_output=True, text=True, env=env,
+                         timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for kind in kinds:
+        got = dict(np.load(tmp_path / f"{kind}.npz"))
+        assert got.pop("copies_equal").all(), kind
+        _check_same_state(kind, _Saved(got), np.load(trained("tensorflow") / f"{kind}.npz"))
+
+
+class _Saved(dict):
+    """A dict with the `files` list of a loaded `.npz`."""
+
+    @property
+    def files(self):
+        return list(self)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_portable_tests_pass_on(backend):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
