@@ -1,17 +1,17 @@
 """TensorFlow's fake-quantization kernel, written in `keras.ops`.
 
 `keras.quantizers.fake_quant_with_min_max_vars` calls TensorFlow's op on
-the TensorFlow backend and its own formula elsewhere. The two differ: the
-zero point rounds half to even instead of half away from zero, and the
-zero point is subtracted before the rounding, not after. On the digits
-the same QAT step then gave logits 0.04 apart on JAX and PyTorch. And
-Keras multiplies by the inverse scale where TensorFlow divides by the
-scale: 0.5 on a [0, 1] grid of 255 steps is level 128 in Keras's formula
-and 127 in TensorFlow's (0.5 / float32(1/255) = 127.49999). This is
-TensorFlow's formula (`fake_quant_ops_functor.h`: nudge, clamp,
-`floor(shifted / scale - quant_zero + 0.5) * scale`) and its
-gradient (straight through inside the nudged range; to the minimum below
-it, to the maximum above it), for the other backends.
+the TensorFlow backend and its own formula elsewhere. The two differ:
+Keras rounds the zero point half to even (TensorFlow: half away from
+zero), and Keras multiplies by the inverse scale where TensorFlow divides
+by the scale. So 0.5 on a [0, 1] grid of 255 steps is level 128 in
+Keras's formula and 127 in TensorFlow's (0.5 / float32(1/255) =
+127.49999), and on the digits the same QAT step gave logits 0.04 apart
+on JAX and PyTorch. This is TensorFlow's formula
+(`fake_quant_ops_functor.h`: nudge, clamp, `floor(shifted / scale -
+quant_zero + 0.5) * scale`; bit-equal to its op on every value tested)
+and its gradient (straight through inside the nudged range; to the
+minimum below it, to the maximum above it), for the other backends.
 """
 
 from keras import ops
