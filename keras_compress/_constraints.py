@@ -50,6 +50,19 @@ def updates_in_step(model, caller, what):
     return False
 
 
+def after_steps_hook(callback, hook):
+    """On JAX, makes `hook(batch, logs)` the `on_train_batch_end` of
+    `callback` (an instance attribute, set before `fit` builds its callback
+    list).
+
+    Only there: a callback with a batch hook of its own makes Keras run
+    every callback's batch hooks synchronously, without the asynchronous
+    dispatch it uses on PyTorch and JAX, so elsewhere the default stays.
+    """
+    if keras.backend.backend() == "jax":
+        callback.on_train_batch_end = hook
+
+
 def check_backend(caller, what):
     """Raises on JAX, whose train step runs variable constraints statelessly.
 

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_compress._checks import check_choice
+from keras_compress._constraints import after_steps_hook
 from keras_compress._constraints import check_fit_model
 from keras_compress._constraints import updates_in_step
 from keras_compress.pruning import granularity as granularity_lib
@@ -81,6 +82,7 @@ class PruningCallback(keras.callbacks.Callback):
         self.masks = []
         self._attached_to = None
         self._after_steps = False
+        after_steps_hook(self, self._after_train_batch)
 
     def set_model(self, model):
         super().set_model(model)
@@ -128,7 +130,8 @@ class PruningCallback(keras.callbacks.Callback):
     def _hook(self, item, pm, w):
         raise NotImplementedError
 
-    def on_train_batch_end(self, batch, logs=None):
+    def _after_train_batch(self, batch, logs=None):
+        # JAX only (`after_steps_hook`).
         if self._after_steps:
             self.model.jax_state_sync()  # the compiled loop's state, to variables
             step = int(ops.convert_to_numpy(self.model.optimizer.iterations))

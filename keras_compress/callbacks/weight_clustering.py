@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_compress._constraints import after_steps_hook
 from keras_compress._constraints import check_fit_model
 from keras_compress._constraints import updates_after_steps
 from keras_compress._constraints import updates_in_step
@@ -95,6 +96,7 @@ class WeightClustering(keras.callbacks.Callback):
         self.items = []
         self._attached_to = None
         self._after_steps = False
+        after_steps_hook(self, self._after_train_batch)
 
     def set_model(self, model):
         super().set_model(model)
@@ -129,8 +131,9 @@ class WeightClustering(keras.callbacks.Callback):
         for _, cw in self._constraints():
             cw.deferred = deferred
 
-    def on_train_batch_end(self, batch, logs=None):
-        # JAX: the constraints' update, after the step, in Python.
+    def _after_train_batch(self, batch, logs=None):
+        # JAX only (`after_steps_hook`): the constraints' update, after the
+        # step, in Python.
         if self._after_steps:
             self.model.jax_state_sync()
             for item, cw in self._constraints():
