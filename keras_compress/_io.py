@@ -139,6 +139,27 @@ def replace_dir(temp, out_dir):
     shutil.rmtree(backup, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def staged_dir(out_dir, mode=None):
+    """Builds a folder that replaces `out_dir` whole.
+
+    Yields a new temporary folder beside `out_dir`. When the block exits
+    normally the folder gets `mode` (default: a new folder's, after the
+    umask) and replaces `out_dir` (`replace_dir`); on error it is deleted
+    and `out_dir` is left as it was.
+    """
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    base = os.path.basename(os.path.abspath(out_dir))
+    temp = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{base}-")
+    try:
+        yield temp
+        os.chmod(temp, 0o777 & ~_umask() if mode is None else mode)
+        replace_dir(temp, out_dir)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+
+
 def write_bundle(out_dir, contents):
     """Writes the files `contents` ({file name: bytes or str}) into `out_dir`.
 
@@ -172,11 +193,8 @@ def write_bundle(out_dir, contents):
                 os.rmdir(out_dir)
             raise
         return False
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    temp = tempfile.mkdtemp(dir=parent, prefix=".tmp-" + os.path.basename(out_dir) + "-")
-    try:
-        os.chmod(temp, os.stat(out_dir).st_mode & 0o7777 if os.path.isdir(out_dir)
-                 else 0o777 & ~_umask())
+    mode = os.stat(out_dir).st_mode & 0o7777 if os.path.isdir(out_dir) else None
+    with staged_dir(out_dir, mode) as temp:
         for name in existing:
             if name not in contents:
                 try:
@@ -187,10 +205,6 @@ def write_bundle(out_dir, contents):
             path = os.path.join(temp, name)
             _write(path, content)
             os.chmod(path, 0o666 & ~_umask())
-        replace_dir(temp, out_dir)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
     return True
 
 

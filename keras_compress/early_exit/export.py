@@ -2,8 +2,6 @@
 
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
@@ -104,10 +102,7 @@ def export_early_exit(
     stages, _ = _graph.stage_models(model)
     costs = _graph.exit_costs(model)
     samples = _stage_inputs(stages, representative_data) if quantize == "int8" else None
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    base = os.path.basename(os.path.abspath(out_dir))
-    temp = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{base}-")
-    try:
+    with _io.staged_dir(out_dir) as temp:
         described = []
         for j, stage in enumerate(stages):
             file = f"stage_{j}.tflite"
@@ -133,11 +128,6 @@ def export_early_exit(
             "stages": described,
         }
         _io.write_atomic(os.path.join(temp, CHAIN_FILE), json.dumps(chain, indent=2) + "\n")
-        os.chmod(temp, 0o777 & ~_umask())
-        _io.replace_dir(temp, out_dir)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
     return chain
 
 
@@ -213,8 +203,3 @@ def _describe_stage(j, stage, data, file, is_probability, costs, quantize, sampl
         }
     return entry
 
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
