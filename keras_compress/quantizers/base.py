@@ -179,12 +179,12 @@ class Quantizer:
         if not self.built:
             return True
 
-        def read(v):
+        def as_int(v):
             # Variable.numpy(): NumPy 2 warns when Keras converts a
             # TensorFlow variable with convert_to_numpy.
             return int(v.numpy() if hasattr(v, "numpy") else ops.convert_to_numpy(v))
 
-        return read(self.steps) >= read(self.start_step)
+        return as_int(self.steps) >= as_int(self.start_step)
 
     # -- serialization ---------------------------------------------------
 

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_compress import quantizers as quantizers_lib
 from keras_compress.quantizers.base import NEVER
+from keras_compress.quantizers.base import read
 
 BATCH_NORM_KEYS = ("momentum", "epsilon")
 
@@ -205,7 +206,7 @@ class QuantLayer:
         axes = tuple(range(len(raw.shape) - 1))
         mean, variance = ops.moments(raw, axes=axes)
         batch_std = ops.sqrt(variance + eps)
-        read = ops.convert_to_tensor  # (JAX's `where` does not read variables)
+        # Variables are read first: JAX's `where` does not read them.
         live = ops.less(read(self.batch_norm_steps), read(self.batch_norm_freeze_step))
         m = self.batch_norm["momentum"]
         moving_mean, moving_variance = read(self.moving_mean), read(self.moving_variance)
