@@ -2,8 +2,8 @@
 
 Run as `KERAS_BACKEND=... python backend_child.py KINDS FOLDER
 [SAVE.keras]`. KINDS is a comma-separated list of `pruning`,
-`pruning_global`, `lottery`, `slimming`, `clustering`, `qat` and
-`distiller` (one process for all: a process start costs more than a
+`pruning_global`, `lottery`, `slimming`, `clustering`, `qat`,
+`distiller`, `sandwich` and `multi_exit` (one process for all: a process start costs more than a
 run). With `--data-parallel` (JAX), training runs under
 `keras.distribution.DataParallel` on two CPU devices, and `copies_equal`
 says, per variable, that both devices hold it and their copies agree. Each model starts from weights drawn with NumPy (the same on every
@@ -31,10 +31,27 @@ from keras_compress.datasets import load_digits  # noqa: E402
 
 
 def _cnn():
-    model = keras.Sequential([
+    return _numpy_weights(keras.Sequential([
         keras.Input((8, 8, 1)), keras.layers.Conv2D(8, 3, name="conv"),
         keras.layers.BatchNormalization(name="bn"), keras.layers.ReLU(),
-        keras.layers.Flatten(), keras.layers.Dense(10, name="dense")])
+        keras.layers.Flatten(), keras.layers.Dense(10, name="dense")]))
+
+
+def _slimmable_cnn():
+    from keras_compress import layers as kl
+
+    widths = (0.25, 0.5, 0.75, 1.0)
+    return _numpy_weights(keras.Sequential([
+        keras.Input((8, 8, 1)),
+        kl.SlimmableConv2D(8, 3, slim_input=False, width_multipliers=widths, name="conv"),
+        kl.SwitchableBatchNormalization(width_multipliers=widths, name="bn"),
+        keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(),
+        kl.SlimmableDense(10, slim_output=False, width_multipliers=widths,
+                          name="dense")]))
+
+
+def _numpy_weights(model):
+    """The same trainable weights on every backend, drawn with NumPy."""
     rng = np.random.default_rng(0)
     for v in model.weights:
         if v.trainable:
@@ -62,6 +79,16 @@ def _tool(kind, model):
         from keras_compress.quantization import quantize_model
 
         return quantize_model(model), [kc.QATSchedule(quantize_start=0, freeze_ranges=1)]
+    if kind == "sandwich":  # num_random=2 trains every width: no random draw
+        from keras_compress.slimmable import SandwichModel
+
+        return SandwichModel(_slimmable_cnn(), num_random=2), []
+    if kind == "multi_exit":
+        from keras_compress.early_exit import MultiExitTrainer
+        from keras_compress.early_exit import add_early_exits
+
+        exits = _numpy_weights(add_early_exits(model, ["conv"], head={"grid": 2}))
+        return MultiExitTrainer(exits, distillation={"temperature": 2.0, "alpha": 0.5}), []
     from keras_compress.distillation import Distiller
 
     return Distiller(model, _cnn(), temperature=2.0, alpha=0.5), []
@@ -92,8 +119,9 @@ def train(kind, out, save=None):
     except ValueError as e:
         np.savez(out, error=np.array(str(e)))
         return
+    # (Random-number state aside: each backend draws its own numbers.)
     state = {v.path: np.asarray(keras.ops.convert_to_numpy(v)) for v in model.variables
-             if "optimizer" not in v.path}
+             if "optimizer" not in v.path and "seed_generator" not in v.path}
     if DATA_PARALLEL:  # every variable on both devices, with equal copies
         state["copies_equal"] = np.array([
             len(v.value.sharding.device_set) == 2 and all(

@@ -11,7 +11,9 @@ variable of the trained model goes to OUT.npz. BackupAndRestore comes
 after the compression callbacks. `qat_backup_first` lists it first
 (QATSchedule must then not move its switches by the restored steps), and
 so does `lottery_backup_first` (its backup holds a round's weights before
-the pruning, which must then happen when the run resumes).
+the pruning, which must then happen when the run resumes). With
+`--mirrored`, the model is built and trained under
+`tf.distribute.MirroredStrategy` on two logical CPUs.
 """
 
 import os
@@ -19,6 +21,16 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+MIRRORED = "--mirrored" in sys.argv
+if MIRRORED:
+    sys.argv.remove("--mirrored")
+    import tensorflow as tf
+
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0],
+        [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import contextlib  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -84,7 +96,10 @@ def main():
     (x, y), _ = load_digits()
     x, y = x[:640], y[:640]
     backup_first = kind.endswith("_backup_first")
-    model, callbacks = build(kind.replace("_backup_first", ""))
+    scope = (tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope() if MIRRORED
+             else contextlib.nullcontext())
+    with scope:
+        model, callbacks = build(kind.replace("_backup_first", ""))
     restore = [keras.callbacks.BackupAndRestore(backup)]
     order = restore + callbacks if backup_first else callbacks + restore
     keras.utils.set_random_seed(3)

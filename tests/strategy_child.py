@@ -5,9 +5,10 @@ Run as `python strategy_child.py KINDS`, a comma-separated list as in
 variable, whether its replicas hold the
 same values, and the tool's state as the first replica holds it (zeros in
 each kernel, distinct kernel values, quantizer ranges). Moving batch
-statistics are left out of the comparison: each replica keeps its own, in
-Keras's `BatchNormalization` as in the fused batch norm of `QuantConv2D`
-(the model reads the first replica's).
+statistics of Keras's `BatchNormalization` are left out of the comparison:
+each replica keeps its own (the model reads the first replica's); those of
+the fused batch norm of `QuantConv2D` are averaged over replicas and
+compared.
 """
 
 import json
@@ -36,6 +37,12 @@ def _replicas(variable):
     return [np.asarray(v.numpy()) for v in values] if values else [np.asarray(variable)]
 
 
+def quant(variable):
+    """Whether `variable` is a QAT layer's fused batch-norm statistic
+    (averaged over replicas, unlike Keras's BatchNormalization's)."""
+    return getattr(variable, "aggregation", "none") == "mean"
+
+
 def main():
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     for kind in sys.argv[1].split(","):
@@ -55,8 +62,8 @@ def run(kind, strategy):
               "state": {}}
     for v in model.variables:
         values = _replicas(v)
-        if v.path.endswith(("moving_mean", "moving_variance")):
-            continue  # per replica in Keras's BatchNormalization too
+        if v.path.endswith(("moving_mean", "moving_variance")) and not quant(v):
+            continue  # per replica in Keras's BatchNormalization
         if len(values) > 1 and not all(np.array_equal(values[0], w) for w in values[1:]):
             result["differ"].append(v.path)
         first = values[0]

@@ -27,7 +27,7 @@ HERE = os.path.dirname(__file__)
 CHILD = os.path.join(HERE, "backend_child.py")
 BACKENDS = ("jax", "torch")
 KINDS = ("pruning", "pruning_global", "lottery", "slimming", "clustering", "qat",
-         "distiller")
+         "distiller", "sandwich", "multi_exit")
 # Backend-independent test files (no TFLite export), run on every backend.
 PORTABLE_TESTS = ("test_keras_contract.py", "test_safe_mode.py", "test_jax_callbacks.py")
 

@@ -20,9 +20,9 @@ import pytest
 CHILD = os.path.join(os.path.dirname(__file__), "resume_child.py")
 
 
-def _run(kind, backup, out, kill_after_epoch=None):
+def _run(kind, backup, out, kill_after_epoch=None, extra=()):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    child = subprocess.Popen([sys.executable, CHILD, kind, backup, out],
+    child = subprocess.Popen([sys.executable, CHILD, kind, backup, out, *extra],
                              stdout=subprocess.PIPE, text=True, env=env)
     lines = []
     for line in child.stdout:
@@ -40,14 +40,25 @@ def _run(kind, backup, out, kill_after_epoch=None):
     "kind", ["qat", "qat_backup_first", "distiller", "pruning", "lottery",
              "lottery_backup_first", "slimming", "clustering"])
 def test_killed_training_resumes_exactly(tmp_path, kind):
+    _check_resumes(tmp_path, kind)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["qat", "pruning"])
+def test_killed_training_resumes_exactly_under_mirrored_strategy(tmp_path, kind):
+    """The same, trained under MirroredStrategy on two logical CPUs."""
+    _check_resumes(tmp_path, kind, extra=["--mirrored"])
+
+
+def _check_resumes(tmp_path, kind, extra=()):
     reference = str(tmp_path / "reference.npz")
-    code, _ = _run(kind, str(tmp_path / "backup_ref"), reference)
+    code, _ = _run(kind, str(tmp_path / "backup_ref"), reference, extra=extra)
     assert code == 0
     resumed = str(tmp_path / "resumed.npz")
     backup = str(tmp_path / "backup")
-    code, lines = _run(kind, backup, resumed, kill_after_epoch=1)
+    code, lines = _run(kind, backup, resumed, kill_after_epoch=1, extra=extra)
     assert code == -signal.SIGKILL and not os.path.exists(resumed)
-    code, lines = _run(kind, backup, resumed)
+    code, lines = _run(kind, backup, resumed, extra=extra)
     assert code == 0
     # Resumed after the last finished epoch (1): only epochs 2 and 3 ran.
     assert [line for line in lines if line.startswith("epoch")] == [

@@ -17,7 +17,7 @@ import pytest
 CHILD = os.path.join(os.path.dirname(__file__), "strategy_child.py")
 
 
-KINDS = ("qat", "clustering", "slimming", "lottery", "distiller")
+KINDS = ("qat", "clustering", "slimming", "lottery", "distiller", "sandwich", "multi_exit")
 
 
 @pytest.mark.slow

@@ -79,8 +79,9 @@ class QATSchedule(keras.callbacks.Callback):
         if not per_epoch:
             raise ValueError(
                 "QATSchedule(unit='epoch') needs the number of steps per "
-                "epoch, which fit does not know for this data (an endless "
-                "dataset without steps_per_epoch). Expected unit='step' or "
+                "epoch, which fit does not know for this data (a dataset "
+                "of unknown length, e.g. endless or sharded between "
+                "workers, without steps_per_epoch). Expected unit='step' or "
                 "fit(..., steps_per_epoch=N)."
             )
         return point * int(per_epoch)

@@ -43,8 +43,10 @@ class SandwichModel(keras.Model):
     the width set with `set_width` (1.0 by default).
 
     Compile and fit it like any Keras model; then use, save or export the
-    wrapped `model` (`export_width(model, w)`). The training step is written
-    for the TensorFlow backend (the layers work on every backend).
+    wrapped `model` (`export_width(model, w)`). Training uses Keras's own
+    step (the widths run in `compute_loss`), so it works on every backend
+    and under distribution strategies. In training mode, calling the
+    trainer runs the widest width.
 
     Args:
         model: A `keras.Model` with slimmable layers. Its output: one tensor
@@ -96,12 +98,6 @@ class SandwichModel(keras.Model):
                     f"Expected `{name}` to be True or False. Received: "
                     f"{name}={value!r}"
                 )
-        if keras.backend.backend() != "tensorflow":
-            raise ValueError(
-                "SandwichModel's training step needs the TensorFlow backend. "
-                "Expected KERAS_BACKEND='tensorflow'. Received: backend "
-                f"{keras.backend.backend()!r}"
-            )
         self.model = model
         self.num_random = int(num_random)
         self.distillation = distillation
@@ -116,9 +112,6 @@ class SandwichModel(keras.Model):
                      "int32")
             for layer in width_lib.slimmable_layers(model)
         ]
-
-    def call(self, inputs, training=None):
-        return self.model(inputs, training=training)
 
     def build(self, input_shape):
         if not self.model.built:
@@ -165,52 +158,49 @@ class SandwichModel(keras.Model):
             ce = ce * sample_weight
         return ops.mean(ce)
 
-    def train_step(self, data):
-        import tensorflow as tf
-
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        # Read now (identity), restored after the step.
-        saved = [tf.identity(layer.width_index.value)
-                 for layer, _ in self._layer_tables()]
-        variables = self.trainable_weights
-
-        def gradients(loss, tape):
-            if self.optimizer is not None:
-                loss = self.optimizer.scale_loss(loss)
-            # Gathered BatchNorm rows give IndexedSlices: made dense to add.
-            return [
-                tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
-                for g in tape.gradient(loss, variables)
-            ]
-
+    def call(self, inputs, training=None):
+        if not training:
+            return self.model(inputs, training=training)
+        # Training: the widest width, the first slice of the sandwich.
+        saved = self._read_indices()
         self._set_index(len(self.widths) - 1)
-        with tf.GradientTape() as tape:
-            y_max = self(x, training=True)
-            loss = self._compute_loss(
-                x=x, y=y, y_pred=y_max, sample_weight=sample_weight, training=True
-            )
-        total = loss
-        summed = list(gradients(loss, tape))
-        soft = tf.nest.map_structure(tf.stop_gradient, y_max)
+        outputs = self.model(inputs, training=True)
+        self._restore_indices(saved)
+        return outputs
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                     training=True):
+        """The widest width's loss plus the narrower widths' (in training).
+
+        Keras's own training step calls this on every backend with the
+        widest width's predictions (see `call`); the narrower widths run
+        here, so the gradient of the returned sum is the sum of the widths'
+        gradients.
+        """
+        total = super().compute_loss(x=x, y=y, y_pred=y_pred,
+                                     sample_weight=sample_weight, training=training)
+        if not training:
+            return total
+        saved = self._read_indices()
+        soft = keras.tree.map_structure(ops.stop_gradient, y_pred)
         for j in self._sub_widths():
             self._set_index(j)
-            with tf.GradientTape() as tape:
-                y_pred = self(x, training=True)
-                if self.distillation:
-                    loss = self._distill_loss(soft, y_pred, sample_weight)
-                else:
-                    loss = self._compile_loss(y, y_pred, sample_weight)
-            total = total + loss
-            for k, g in enumerate(gradients(loss, tape)):
-                if g is not None:
-                    summed[k] = g if summed[k] is None else summed[k] + g
+            narrow = self.model(x, training=True)
+            if self.distillation:
+                loss = self._distill_loss(soft, narrow, sample_weight)
+            else:
+                loss = self._compile_loss(y, narrow, sample_weight)
+            total = total + ops.cast(loss, total.dtype)
+        self._restore_indices(saved)
+        return total
+
+    def _read_indices(self):
+        # Copies, so that later assignments cannot change them.
+        return [ops.copy(layer.width_index.value) for layer, _ in self._layer_tables()]
+
+    def _restore_indices(self, saved):
         for (layer, _), index in zip(self._layer_tables(), saved):
             layer.width_index.assign(index)
-        pairs = [(g, v) for g, v in zip(summed, variables) if g is not None]
-        self.optimizer.apply_gradients(pairs)
-        batch = tf.shape(next(t for t in tf.nest.flatten(x) if t is not None))[0]
-        self._loss_tracker.update_state(total, sample_weight=batch)
-        return self.compute_metrics(x, y, y_max, sample_weight=sample_weight)
 
     def get_config(self):
         return {

@@ -136,13 +136,17 @@ class QuantLayer:
             add = self.add_weight
             self.gamma = add(name="gamma", shape=(channels,), initializer="ones")
             self.beta = add(name="beta", shape=(channels,), initializer="zeros")
+            # Averaged over replicas at every update (under a
+            # tf.distribute strategy): frozen batch norm then reads the
+            # same statistics on every replica, and a checkpoint (which
+            # saves one copy) holds them exactly.
             self.moving_mean = add(
                 name="moving_mean", shape=(channels,), initializer="zeros",
-                trainable=False,
+                trainable=False, aggregation="mean",
             )
             self.moving_variance = add(
                 name="moving_variance", shape=(channels,), initializer="ones",
-                trainable=False,
+                trainable=False, aggregation="mean",
             )
             self.batch_norm_steps = add(
                 name="batch_norm_steps", shape=(), initializer="zeros",
