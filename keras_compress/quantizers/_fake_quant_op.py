@@ -13,10 +13,10 @@ quant_zero + 0.5) * scale`; bit-equal to its op on every value tested)
 and its gradient (straight through inside the nudged range; to the
 minimum below it, to the maximum above it), for the other backends.
 
-On PyTorch the same formula runs on torch functions directly: through
-`keras.ops`, each of its ~30 elementwise operations paid Keras's dispatch
-(argument conversion, dtype checks), which made a QAT train step of a
-small CNN 2.9x its float step.
+On PyTorch the same formula runs on torch functions directly, skipping
+Keras's dispatch (argument conversion, dtype checks) on each of its ~30
+elementwise operations. A QAT step of a small CNN is still 2.5-2.9x its
+float step there (`benchmarks/backends.py`).
 """
 
 import keras
