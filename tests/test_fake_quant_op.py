@@ -1,8 +1,7 @@
 """`FakeQuant`'s kernel for JAX and PyTorch equals TensorFlow's op.
 
 `quantizers/_fake_quant_op.fake_quant` is TensorFlow's fake-quantization
-formula in `keras.ops` (on PyTorch, in torch functions); here it runs on
-TensorFlow tensors, and in torch functions on torch tensors, next to
+formula in `keras.ops`; here it runs on TensorFlow tensors next to
 `tf.quantization.fake_quant_with_min_max_vars(_per_channel)`: values
 bit-equal, gradients equal.
 """
@@ -11,9 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_compress.quantizers._fake_quant_op import _torch_ops
 from keras_compress.quantizers._fake_quant_op import fake_quant
-from keras_compress.quantizers._fake_quant_op import formula
 
 RANGES = [(0.0, 1.0, False, 8), (-0.7, 1.3, False, 8), (-2.1, 2.1, True, 8),
           (-0.33, 0.9, False, 4), (0.2, 3.0, False, 8), (-3.0, -0.5, False, 8),
@@ -31,15 +28,6 @@ def test_values_bit_equal_to_tensorflow(lo, hi, narrow, bits):
     got = np.asarray(fake_quant(tf.constant(x), tf.constant(lo), tf.constant(hi), bits,
                                 narrow))
     np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(_in_torch(x, lo, hi, bits, narrow), want)
-
-
-def _in_torch(x, lo, hi, bits=8, narrow=False, axis=None):
-    import torch
-
-    out = formula(_torch_ops(), torch.tensor(x), torch.tensor(lo), torch.tensor(hi), bits,
-                  narrow, axis)
-    return out.detach().numpy()
 
 
 def test_per_channel_bit_equal_to_tensorflow():
@@ -50,7 +38,6 @@ def test_per_channel_bit_equal_to_tensorflow():
     got = np.asarray(fake_quant(tf.constant(x), tf.constant(lo), tf.constant(hi), 8,
                                 False, 2))
     np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(_in_torch(x, lo, hi, axis=2), want)
 
 
 def test_gradients_equal_tensorflow():
@@ -65,23 +52,3 @@ def test_gradients_equal_tensorflow():
         grads.append([g.numpy() for g in tape.gradient(loss, [x, lo, hi])])
     for got, want in zip(grads[1], grads[0]):
         np.testing.assert_array_equal(got, want)
-
-
-def test_torch_gradients_equal_tensorflow():
-    import torch
-
-    x = np.random.default_rng(2).normal(size=1000).astype("float32") * 2
-    weights = np.arange(1000, dtype="float32")
-    lo, hi = tf.Variable(-1.0), tf.Variable(1.5)
-    tx = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(tx)
-        loss = tf.reduce_sum(tf.quantization.fake_quant_with_min_max_vars(tx, lo, hi)
-                             * weights)
-    want = [g.numpy() for g in tape.gradient(loss, [tx, lo, hi])]
-    inputs = [torch.tensor(v, requires_grad=True) for v in (x, np.float32(-1.0),
-                                                              np.float32(1.5))]
-    out = formula(_torch_ops(), *inputs, 8, False, None)
-    (out * torch.tensor(weights)).sum().backward()
-    for tensor, expected in zip(inputs, want):
-        np.testing.assert_array_equal(tensor.grad.numpy(), expected)

@@ -12,26 +12,14 @@ on JAX and PyTorch. This is TensorFlow's formula
 quant_zero + 0.5) * scale`; bit-equal to its op on every value tested)
 and its gradient (straight through inside the nudged range; to the
 minimum below it, to the maximum above it), for the other backends.
-
-On PyTorch the same formula runs on torch functions directly, skipping
-Keras's dispatch (argument conversion, dtype checks) on each of its ~30
-elementwise operations. A QAT step of a small CNN is still 2.5-2.9x its
-float step there (`benchmarks/backends.py`).
 """
 
-import keras
 from keras import ops
 
 
 def fake_quant(x, minimum, maximum, num_bits=8, narrow_range=False, axis=None):
     """Fake-quantizes `x` as TensorFlow's `fake_quant_with_min_max_vars`
     (per channel along `axis` when it is set)."""
-    xp = _torch_ops() if keras.backend.backend() == "torch" else ops
-    return formula(xp, x, minimum, maximum, num_bits, narrow_range, axis)
-
-
-def formula(ops, x, minimum, maximum, num_bits, narrow_range, axis):
-    """The formula, on a namespace of `keras.ops` functions (`ops`)."""
     dtype = x.dtype
     x = ops.cast(x, "float32")
     lo = ops.cast(minimum, "float32")
@@ -68,33 +56,3 @@ def formula(ops, x, minimum, maximum, num_bits, narrow_range, axis):
     out = (ops.stop_gradient(q) + through(inside * x) + through(below * lo)
            + through(above * hi))
     return ops.cast(out, dtype)
-
-
-class _TorchOps:
-    """The `keras.ops` functions `formula` uses, as torch functions."""
-
-    def __init__(self):
-        import torch
-
-        self.reshape, self.where, self.floor = torch.reshape, torch.where, torch.floor
-        self.less, self.greater = torch.lt, torch.gt
-        self.less_equal, self.greater_equal = torch.le, torch.ge
-        self.maximum, self.minimum = torch.maximum, torch.minimum
-        self.logical_and = torch.logical_and
-        self._float32 = torch.float32
-
-    def cast(self, x, dtype):
-        return x.to(self._float32 if dtype == "float32" else dtype)
-
-    @staticmethod
-    def stop_gradient(x):
-        return x.detach()
-
-
-_TORCH_OPS = []
-
-
-def _torch_ops():
-    if not _TORCH_OPS:
-        _TORCH_OPS.append(_TorchOps())
-    return _TORCH_OPS[0]
